@@ -1,0 +1,234 @@
+"""``sesame``: the one command (serve, demo, portals, users, database)."""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import getpass
+import json
+import os
+import sys
+import time
+
+
+def _settings(args):
+    from idp.config import load_settings
+
+    return load_settings(args.config)
+
+
+def _services(args):
+    from idp.logs import configure_logging
+    from idp.services import Services
+
+    settings = _settings(args)
+    configure_logging(level=settings["log"]["level"], fmt="text")
+    return Services.build(settings)
+
+
+def cmd_serve(args) -> int:
+    """Production server: gunicorn with the application factory."""
+    os.environ.setdefault("SESAME_CONFIG", args.config or os.environ.get("SESAME_CONFIG", ""))
+    from idp.services import Services
+
+    Services.build(_settings(args))  # migrate and generate keys once, before the workers fork
+    argv = [sys.executable, "-m", "gunicorn", "--bind", args.bind, "--workers", str(args.workers),
+            "--threads", str(args.threads), "--access-logfile", "-", "idp:create_app()"]
+    os.execv(sys.executable, argv)
+    return 0  # not reached
+
+
+def cmd_demo(args) -> int:
+    from pathlib import Path
+
+    from idp import create_app
+    from idp.config import load_settings
+    from idp.demo import DEMO_CITIZENS, DEMO_PASSWORD, create_citizens, portal_specs, serve_in_thread, start_portals
+
+    settings = load_settings(args.config or str(Path(__file__).resolve().parent.parent / "conf" / "demo.toml"))
+    from idp.logs import configure_logging
+    from idp.services import Services
+
+    configure_logging(level=settings["log"]["level"], fmt=settings["log"]["format"])
+    services = Services.build(settings)
+    app = create_app(services=services)
+    create_citizens(services)
+    specs = portal_specs("localhost", (args.portal_ports[0], args.portal_ports[1]))
+    start_portals(services, specs, settings.data_dir / "portals", host=args.host)
+    port = int(settings.base_url.rsplit(":", 1)[1])
+    serve_in_thread(app, args.host, port)
+    print("\nSésame demo is running.\n")
+    print(f"  Identity provider : {settings.base_url}/   (metadata: {settings.base_url}/saml/metadata)")
+    for spec in specs:
+        print(f"  {spec.title:<17} : {spec.base_url}/")
+    print("\n  Demo citizens (key: username + password), password for all: " + DEMO_PASSWORD)
+    for c in DEMO_CITIZENS:
+        print(f"    {c[0]:<14} {c[1]} {c[2]}")
+    print("\n  Log in at Mon Espace, then open FSE 21-27: no second login (single sign-on).")
+    print("  Ctrl+C stops the demo.\n", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_db_upgrade(args) -> int:
+    _services(args)
+    print("database at the latest schema")
+    return 0
+
+
+def _policy_args(args, current: dict | None = None) -> dict:
+    policy = dict(current or {})
+    if args.policy:
+        with open(args.policy, "rb") as fh:
+            import tomllib
+            policy.update(tomllib.load(fh))
+    for name in ("accepted_keys", "attributes"):
+        value = getattr(args, name)
+        if value is not None:
+            policy[name] = [v for v in value.split(",") if v]
+    for name in ("min_level", "nameid_format", "sign", "display_name"):
+        value = getattr(args, name)
+        if value is not None:
+            policy[name] = value
+    return policy
+
+
+def cmd_portal_add(args) -> int:
+    from idp.errors import MetadataError
+    from metadata.fetch import load_metadata_source
+    from metadata.policy import policy_from_mapping
+
+    services = _services(args)
+    try:
+        xml = load_metadata_source(args.source)
+        policy = policy_from_mapping(_policy_args(args), known_keys=list(services.adapters),
+                                     levels=[100, 200, 300, 400, 500])
+        portal = services.registry.add(xml=xml, source=args.source, policy=policy, name=args.name,
+                                       replace=args.replace)
+    except MetadataError as exc:
+        print(f"refused: {exc.detail}", file=sys.stderr)
+        services.audit.record("portal.refused", result="bad_metadata", source=args.source, reason=exc.detail)
+        return 2
+    services.audit.record("portal.registered", portal=portal.entity_id, source=args.source)
+    print(f"registered {portal.entity_id}")
+    return 0
+
+
+def cmd_portal_list(args) -> int:
+    services = _services(args)
+    for portal in services.registry.list():
+        print(f"{portal.entity_id}\t{portal.name}\t{','.join(portal.policy.accepted_keys) or '*'}"
+              f"\tlevel>={portal.policy.min_level}")
+    return 0
+
+
+def cmd_portal_show(args) -> int:
+    services = _services(args)
+    portal = services.registry.get(args.entity_id)
+    if portal is None:
+        print(f"no portal {args.entity_id}", file=sys.stderr)
+        return 1
+    meta = portal.metadata
+    print(json.dumps({
+        "entity_id": portal.entity_id, "name": portal.name, "source": portal.source,
+        "policy": portal.policy.to_mapping(),
+        "assertion_consumer_services": [a.location for a in meta.acs],
+        "authn_requests_signed": meta.authn_requests_signed, "want_assertions_signed": meta.want_assertions_signed,
+        "valid_until": meta.valid_until,
+    }, indent=2, ensure_ascii=False, default=str))
+    return 0
+
+
+def cmd_portal_remove(args) -> int:
+    services = _services(args)
+    if not services.registry.remove(args.entity_id):
+        print(f"no portal {args.entity_id}", file=sys.stderr)
+        return 1
+    services.audit.record("portal.removed", portal=args.entity_id)
+    print(f"removed {args.entity_id}")
+    return 0
+
+
+def cmd_user_add(args) -> int:
+    services = _services(args)
+    password = args.password or os.environ.get("SESAME_NEW_PASSWORD") or getpass.getpass("Password: ")
+    birth = dt.date.fromisoformat(args.birth_date) if args.birth_date else None
+    try:
+        person = services.people.create(surname=args.surname, given_name=args.given_name, nrn=args.nrn,
+                                        mail=args.mail, birth_date=birth, pref_language=args.lang,
+                                        username=args.username, password=password)
+    except Exception as exc:  # integrity errors, bad NRN: one line, nothing written
+        print(f"refused: {exc.__class__.__name__}: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 2
+    print(f"created {person.fedid}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sesame", description="Sésame identity provider")
+    parser.add_argument("--config", "-c", help="TOML configuration file (default: $SESAME_CONFIG)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the production server (gunicorn)")
+    p.add_argument("--bind", default="127.0.0.1:8080")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--threads", type=int, default=4)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("demo", help="run Sésame and two example portals on localhost")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--portal-ports", type=int, nargs=2, default=(8081, 8082))
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("db-upgrade", help="migrate the database to the latest schema")
+    p.set_defaults(func=cmd_db_upgrade)
+
+    portal = sub.add_parser("portal", help="register and inspect portals").add_subparsers(dest="action", required=True)
+    p = portal.add_parser("add", help="register a portal by its metadata file or URL")
+    p.add_argument("source")
+    p.add_argument("--name")
+    p.add_argument("--policy", help="TOML file with the policy")
+    p.add_argument("--accepted-keys", dest="accepted_keys", help="comma-separated key ids")
+    p.add_argument("--attributes", help="comma-separated released attributes")
+    p.add_argument("--min-level", dest="min_level", type=int)
+    p.add_argument("--nameid-format", dest="nameid_format", choices=["transient", "persistent"])
+    p.add_argument("--sign", choices=["metadata", "assertion", "response", "both"])
+    p.add_argument("--display-name", dest="display_name")
+    p.add_argument("--replace", action="store_true", help="replace a portal with the same entity ID")
+    p.set_defaults(func=cmd_portal_add)
+    p = portal.add_parser("list")
+    p.set_defaults(func=cmd_portal_list)
+    for name, func in (("show", cmd_portal_show), ("remove", cmd_portal_remove)):
+        p = portal.add_parser(name)
+        p.add_argument("entity_id")
+        p.set_defaults(func=func)
+
+    user = sub.add_parser("user", help="administer people").add_subparsers(dest="action", required=True)
+    p = user.add_parser("add", help="create a person with a username + password key")
+    p.add_argument("username")
+    p.add_argument("--given-name", required=True)
+    p.add_argument("--surname", required=True)
+    p.add_argument("--nrn")
+    p.add_argument("--mail")
+    p.add_argument("--birth-date")
+    p.add_argument("--lang", default="fr", choices=["fr", "nl", "de", "en"])
+    p.add_argument("--password", help="else $SESAME_NEW_PASSWORD, else asked")
+    p.set_defaults(func=cmd_user_add)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from idp.errors import ConfigError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"configuration error: {exc.detail}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

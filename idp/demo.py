@@ -1,0 +1,99 @@
+"""The demo: Sésame and two example portals on localhost (README "Quick start").
+
+"Mon Espace" sends signed requests by HTTP-Redirect and receives names, birth
+date, e-mail and national number; "FSE 21-27" sends unsigned requests by
+HTTP-POST and receives names only (as its user guide says).  The same
+set-up serves the end-to-end tests, on other ports.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
+from werkzeug.serving import make_server
+
+from keys.generate import ensure_key_pair
+from metadata.idp_metadata import build_idp_metadata
+from metadata.policy import policy_from_mapping
+from sp_examples.portal import PortalSpec, create_portal_app, sp_config, sp_metadata
+
+from idp.attributes import PROFILE
+
+DEMO_PORTALS = (
+    PortalSpec(slug="monespace", title="Mon Espace", base_url="http://localhost:8081",
+               binding=BINDING_HTTP_REDIRECT, sign_requests=True, want_assertions_signed=True,
+               policy=(("accepted_keys", ["password"]), ("min_level", 100),
+                       ("attributes", ["surname", "givenName", "birthDate", "mail", "egovNRN", "PrefLanguage"]),
+                       ("nameid_format", "persistent"), ("display_name", "Mon Espace"))),
+    PortalSpec(slug="fse", title="FSE 21-27", base_url="http://localhost:8082",
+               binding=BINDING_HTTP_POST, sign_requests=False, want_assertions_signed=False,
+               policy=(("accepted_keys", ["password"]), ("min_level", 100),
+                       ("attributes", ["surname", "givenName"]), ("nameid_format", "transient"),
+                       ("display_name", "FSE 21-27 (Agence FSE)"))),
+)
+
+# Demo citizens: (username, password, given name, surname, birth date, serial, mail, language).
+DEMO_PASSWORD = "Demo-Sesame-2026"
+DEMO_CITIZENS = (
+    ("marie.dupont", "Marie", "Dupont", dt.date(1985, 3, 14), 123, "marie.dupont@example.be", "fr"),
+    ("jan.peeters", "Jan", "Peeters", dt.date(1990, 7, 2), 45, "jan.peeters@example.be", "nl"),
+    ("lea.schmitz", "Lea", "Schmitz", dt.date(2001, 11, 30), 208, "lea.schmitz@example.be", "de"),
+)
+
+
+def make_nrn(birth: dt.date, serial: int) -> str:
+    """A national register number with correct check digits (DESIGN.md §2)."""
+    body = f"{birth:%y%m%d}{serial:03d}"
+    base = int(body) + (2_000_000_000 if birth.year >= 2000 else 0)
+    return f"{body}{97 - base % 97:02d}"
+
+
+def idp_metadata_xml(services) -> str:
+    base = services.settings.base_url
+    return build_idp_metadata(
+        entity_id=services.settings.entity_id, sso_url=f"{base}/saml/sso", slo_url=f"{base}/saml/slo",
+        signing_cert_b64=services.signer.certificate_b64(), valid_for_seconds=None,
+        now=services.clock.now(), attribute_names=PROFILE).decode("utf-8")
+
+
+def register_portal(services, spec: PortalSpec, directory: Path):
+    """Keys, pysaml2 config and registration of one example portal; returns its config."""
+    key_file, cert_file = ensure_key_pair(directory=directory / spec.slug, common_name=spec.slug)
+    config = sp_config(spec, key_file=key_file, cert_file=cert_file, idp_metadata=idp_metadata_xml(services))
+    policy = policy_from_mapping(dict(spec.policy), known_keys=list(services.adapters),
+                                 levels=[100, 200, 300, 400, 500])
+    services.registry.add(xml=sp_metadata(config), source=f"demo:{spec.slug}", policy=policy,
+                          name=spec.title, replace=True)
+    return config
+
+
+def create_citizens(services) -> None:
+    for username, given, surname, birth, serial, mail, lang in DEMO_CITIZENS:
+        if services.people.credential(key="password", username=username) is None:
+            services.people.create(surname=surname, given_name=given, nrn=make_nrn(birth, serial), mail=mail,
+                                   birth_date=birth, pref_language=lang, username=username,
+                                   password=DEMO_PASSWORD)
+
+
+def portal_specs(host: str, ports: tuple[int, int]) -> list[PortalSpec]:
+    return [replace(spec, base_url=f"http://{host}:{port}") for spec, port in zip(DEMO_PORTALS, ports)]
+
+
+def serve_in_thread(app, host: str, port: int):
+    server = make_server(host, port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return server
+
+
+def start_portals(services, specs, directory: Path, host: str = "127.0.0.1"):
+    """Register and serve each portal; returns the servers."""
+    servers = []
+    for spec in specs:
+        config = register_portal(services, spec, directory)
+        app = create_portal_app(spec, config, idp_entity_id=services.settings.entity_id)
+        servers.append(serve_in_thread(app, host, int(spec.base_url.rsplit(":", 1)[1])))
+    return servers

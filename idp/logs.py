@@ -1,0 +1,44 @@
+"""Structured logging: one JSON object a line (or plain text for the demo)."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + "Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for extra in ("audit", "saml"):
+            if hasattr(record, extra):
+                entry.update(getattr(record, extra))
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        audit = getattr(record, "audit", None)
+        return f"{line} {json.dumps(audit, ensure_ascii=False, default=str)}" if audit else line
+
+
+def configure_logging(*, level: str, fmt: str) -> None:
+    root = logging.getLogger("sesame")
+    if getattr(root, "_sesame_configured", False):
+        root.setLevel(level.upper())
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else
+                         TextFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    root.propagate = False
+    root._sesame_configured = True  # type: ignore[attr-defined]

@@ -1,0 +1,63 @@
+"""What citizens read, by message key: translated through Flask-Babel.
+
+Error codes (``idp.errors``) and the codes adapters return in ``Failure`` and
+``Challenge.error`` are keys here.  French first; nl, de, en in the catalogs.
+"""
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+
+ERRORS = {
+    "error": _l("Une erreur est survenue. Veuillez réessayer."),
+    "internal": _l("Une erreur technique est survenue. Veuillez réessayer dans quelques instants."),
+    "saml_request": _l("La demande de connexion du service en ligne n'est pas valable."),
+    "malformed_request": _l("La demande de connexion du service en ligne est illisible ou incomplète."),
+    "unknown_portal": _l("Ce service en ligne n'est pas connu de Sésame."),
+    "unknown_consumer_url": _l("L'adresse de retour demandée n'est pas celle enregistrée pour ce service en ligne."),
+    "signature_required": _l("Ce service en ligne doit signer ses demandes de connexion, et celle-ci ne l'est pas."),
+    "bad_signature": _l("La signature de la demande de connexion n'est pas valable."),
+    "stale_request": _l("La demande de connexion a expiré. Retournez au service en ligne et recommencez."),
+    "replayed_request": _l("Cette demande de connexion a déjà été utilisée. Retournez au service en ligne et recommencez."),
+    "wrong_destination": _l("Cette demande de connexion était destinée à un autre fournisseur d'identité."),
+    "no_authn_context": _l("Aucune clé numérique ne permet d'atteindre le niveau de sécurité demandé par ce service en ligne."),
+    "no_acceptable_key": _l("Aucune clé numérique ne permet d'atteindre le niveau de sécurité demandé par ce service en ligne."),
+    "no_passive": _l("Vous n'êtes pas encore identifié(e)."),
+    "invalid_nameid_policy": _l("Le format d'identifiant demandé par ce service en ligne n'est pas disponible."),
+    "login_expired": _l("Votre session de connexion a expiré. Retournez au service en ligne et recommencez."),
+    "unknown_key": _l("Cette clé numérique n'existe pas."),
+    "key_not_allowed": _l("Cette clé numérique n'est pas acceptée par ce service en ligne."),
+    "csrf_failed": _l("Le formulaire a expiré. Veuillez recommencer."),
+    "not_found": _l("Cette page n'existe pas."),
+    "config": _l("Une erreur technique est survenue. Veuillez réessayer dans quelques instants."),
+    "bad_metadata": _l("Une erreur technique est survenue. Veuillez réessayer dans quelques instants."),
+    # password key
+    "bad_credentials": _l("Le nom d'utilisateur ou le mot de passe est incorrect."),
+    "missing_credentials": _l("Veuillez introduire votre nom d'utilisateur et votre mot de passe."),
+    "account_blocked": _l("Votre compte a été bloqué après trop de tentatives. Réessayez dans %(minutes)s minutes."),
+}
+
+GROUPS = {
+    "eid": _l("Clé(s) numérique(s) avec l'eID ou identité numérique"),
+    "security_code": _l("Clé(s) numérique(s) avec code de sécurité et nom d'utilisateur + mot de passe"),
+    "password": _l("Clé(s) numérique(s) avec nom d'utilisateur + mot de passe"),
+    "european": _l("Authentification européenne"),
+}
+
+KEYS = {
+    "eid": _l("IDENTIFICATION avec un lecteur de cartes eID"),
+    "itsme": _l("IDENTIFICATION via itsme"),
+    "email_code": _l("IDENTIFICATION avec un code de sécurité envoyé par e-mail"),
+    "totp": _l("IDENTIFICATION avec un code de sécurité via une application mobile"),
+    "sms_code": _l("IDENTIFICATION avec un code de sécurité via SMS"),
+    "token": _l("IDENTIFICATION avec code de sécurité via token"),
+    "password": _l("IDENTIFICATION avec vos nom d'utilisateur et mot de passe"),
+    "eidas": _l("IDENTIFICATION avec une identification électronique reconnue au plan européen"),
+}
+
+
+def error_message(code: str, params: dict | None = None) -> str:
+    text = str(ERRORS.get(code, ERRORS["error"]))
+    try:
+        return text % (params or {}) if params else text
+    except (KeyError, ValueError, TypeError):
+        return text

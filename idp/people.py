@@ -1,0 +1,69 @@
+"""People and their credentials: the few queries the flows and the CLI need."""
+from __future__ import annotations
+
+import datetime as dt
+
+from argon2 import PasswordHasher
+from sqlalchemy import select
+
+from idp.models import Credential, Person
+
+_hasher = PasswordHasher()
+
+
+def hash_secret(secret: str) -> str:
+    return _hasher.hash(secret)
+
+
+def check_nrn(nrn: str) -> bool:
+    """National register (or BIS) number check digits (DESIGN.md §2)."""
+    if len(nrn) != 11 or not nrn.isdigit():
+        return False
+    body, check = int(nrn[:9]), int(nrn[9:])
+    return 97 - body % 97 == check or 97 - (2_000_000_000 + body) % 97 == check
+
+
+class People:
+    def __init__(self, database) -> None:
+        self.database = database
+
+    def get(self, person_id: int) -> Person | None:
+        with self.database.session() as s:
+            person = s.get(Person, person_id)
+            if person is not None:
+                s.expunge(person)
+            return person
+
+    def credential(self, *, key: str, username: str) -> Credential | None:
+        with self.database.session() as s:
+            cred = s.scalar(select(Credential).where(Credential.key == key, Credential.username == username))
+            if cred is not None:
+                s.expunge(cred)
+            return cred
+
+    def create(self, *, surname: str, given_name: str, nrn: str | None = None, mail: str | None = None,
+               birth_date: dt.date | None = None, pref_language: str = "fr",
+               username: str | None = None, password: str | None = None) -> Person:
+        """A person, with a password key when ``username`` and ``password`` are given.
+
+        One transaction: nothing is written when any part fails.
+        """
+        if nrn is not None and not check_nrn(nrn):
+            raise ValueError("national register number fails its check digits")
+        with self.database.session() as s:
+            person = Person(surname=surname, given_name=given_name, nrn=nrn, mail=mail,
+                            birth_date=birth_date, pref_language=pref_language)
+            s.add(person)
+            if username and password:
+                person.credentials.append(Credential(
+                    key="password", username=username, secret_hash=hash_secret(password), status="active",
+                    activated_at=dt.datetime.now(dt.timezone.utc)))
+            s.flush()
+            s.expunge_all()
+            return person
+
+    def set_pref_language(self, person_id: int, lang: str) -> None:
+        with self.database.session() as s:
+            person = s.get(Person, person_id)
+            if person is not None and person.pref_language != lang:
+                person.pref_language = lang

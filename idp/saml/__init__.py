@@ -1,0 +1,1 @@
+"""SAML 2.0 protocol logic: pure functions, no Flask (DESIGN.md §8.4)."""

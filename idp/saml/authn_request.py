@@ -1,0 +1,183 @@
+"""Reading and checking an ``AuthnRequest`` (DESIGN.md §1 step 2; SAML core §3.4,
+bindings §3.4-3.5, profiles §4.1.4.1).
+
+Pure logic over the portal registry: decode, parse without DTDs, verify the
+signature with the portal's metadata keys only, resolve the assertion consumer
+service from metadata only, check ``Destination`` and ``IssueInstant``.  The
+replay check (request ID never seen before) is made by the caller against the
+state store, after everything else passed.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from keys import errors as sigerr
+from keys.redirect import verify_query
+from keys.xmldsig import parse_safe_xml, verify_xml
+
+from idp import errors
+from idp.saml.bindings import BINDING_POST, BINDING_REDIRECT, decode_post, decode_redirect
+
+NS = {
+    "samlp": "urn:oasis:names:tc:SAML:2.0:protocol",
+    "saml": "urn:oasis:names:tc:SAML:2.0:assertion",
+    "ds": "http://www.w3.org/2000/09/xmldsig#",
+}
+AUTHN_REQUEST_TAG = f"{{{NS['samlp']}}}AuthnRequest"
+NAMEID_TRANSIENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient"
+NAMEID_PERSISTENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+NAMEID_UNSPECIFIED = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"
+NAMEID_FORMATS = {"transient": NAMEID_TRANSIENT, "persistent": NAMEID_PERSISTENT}
+
+
+@dataclass(frozen=True)
+class AuthnRequestData:
+    """What Sésame keeps of a checked request in the login transaction."""
+
+    request_id: str
+    issuer: str
+    acs_url: str
+    destination: str | None
+    issue_instant: float
+    force_authn: bool
+    is_passive: bool
+    nameid_format: str | None
+    context_refs: tuple[str, ...]
+    comparison: str | None
+    signed: bool
+
+    def to_mapping(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any]) -> "AuthnRequestData":
+        return cls(**{**data, "context_refs": tuple(data["context_refs"])})
+
+
+def parse_instant(value: str | None) -> float:
+    if not value:
+        raise errors.MalformedRequest("IssueInstant missing")
+    try:
+        stamp = dt.datetime.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise errors.MalformedRequest(f"IssueInstant not a dateTime: {value!r}") from exc
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=dt.timezone.utc)
+    return stamp.timestamp()
+
+
+def _bool(value: str | None) -> bool:
+    return (value or "").strip() in ("true", "1")
+
+
+def _issuer_of(root) -> str:
+    issuer = root.find("saml:Issuer", NS)
+    if issuer is None or not (issuer.text or "").strip():
+        raise errors.MalformedRequest("Issuer missing")
+    return issuer.text.strip()
+
+
+def _verify_signature(*, binding: str, xml: bytes, root, raw_query: str | None, portal) -> bool:
+    """Verify the signature when there is one; demand one when the portal signs.
+
+    Returns whether the request was signed.  Keys come from metadata only.
+    """
+    certs = list(portal.metadata.signing_certs)
+    required = bool(portal.metadata.authn_requests_signed)
+    has_xml_sig = root.find("ds:Signature", NS) is not None or bool(root.findall(".//ds:Signature", NS))
+    has_query_sig = binding == BINDING_REDIRECT and raw_query is not None and "Signature=" in raw_query
+    if not (has_xml_sig or has_query_sig):
+        if required:
+            raise errors.SignatureRequired(f"{portal.entity_id} must sign its requests")
+        return False
+    if not certs:
+        raise errors.BadSignature(f"{portal.entity_id} has no signing certificate in its metadata")
+    try:
+        if has_query_sig:
+            verify_query(raw_query=raw_query, certificates=certs)
+        if has_xml_sig:
+            verify_xml(xml, certificates=certs)
+    except sigerr.SignatureError as exc:
+        raise errors.BadSignature(getattr(exc, "reason", str(exc))) from exc
+    return True
+
+
+def resolve_acs(*, root, portal) -> str:
+    """The consumer URL, taken from the portal's metadata only (profiles §4.1.4.1)."""
+    meta = portal.metadata
+    index = root.get("AssertionConsumerServiceIndex")
+    url = root.get("AssertionConsumerServiceURL")
+    binding = root.get("ProtocolBinding")
+    if binding and binding != BINDING_POST:
+        raise errors.UnknownConsumer(f"ProtocolBinding {binding} not supported; HTTP-POST only")
+    if index is not None:
+        if url is not None:
+            raise errors.MalformedRequest("both AssertionConsumerServiceIndex and URL given")
+        try:
+            acs = meta.acs_by_index(int(index))
+        except ValueError as exc:
+            raise errors.MalformedRequest("AssertionConsumerServiceIndex not a number") from exc
+    elif url is not None:
+        acs = meta.acs_by_url(url)
+    else:
+        acs = meta.default_acs()
+    if acs is None:
+        raise errors.UnknownConsumer(f"consumer {url or index!r} not in the metadata of {portal.entity_id}")
+    return acs.location
+
+
+def read_authn_request(*, binding: str, message: str, raw_query: str | None, registry,
+                       sso_urls: tuple[str, ...], now: float, max_bytes: int,
+                       max_age: int, skew: int) -> tuple[AuthnRequestData, Any]:
+    """Decode and check a request; returns it with the registered portal.
+
+    Raises ``idp.errors.SamlRequestError`` subclasses for anything that means the
+    sender cannot be trusted with an answer.
+    """
+    if binding == BINDING_REDIRECT:
+        xml = decode_redirect(message, max_bytes=max_bytes)
+    elif binding == BINDING_POST:
+        xml = decode_post(message, max_bytes=max_bytes)
+    else:
+        raise errors.MalformedRequest(f"unsupported binding {binding}")
+    try:
+        root = parse_safe_xml(xml, max_bytes=max_bytes)
+    except sigerr.UnsafeXml as exc:
+        raise errors.MalformedRequest(getattr(exc, "reason", str(exc))) from exc
+    if root.tag != AUTHN_REQUEST_TAG:
+        raise errors.MalformedRequest(f"not an AuthnRequest: {root.tag}")
+    if root.get("Version") != "2.0":
+        raise errors.MalformedRequest("Version must be 2.0")
+    request_id = root.get("ID") or ""
+    if not request_id or len(request_id) > 256:
+        raise errors.MalformedRequest("ID missing or too long")
+    issuer = _issuer_of(root)
+    portal = registry.get(issuer)
+    if portal is None:
+        raise errors.UnknownPortal(f"unknown portal {issuer[:200]!r}")
+    signed = _verify_signature(binding=binding, xml=xml, root=root, raw_query=raw_query, portal=portal)
+    acs_url = resolve_acs(root=root, portal=portal)
+    destination = root.get("Destination")
+    if destination is not None and destination not in sso_urls:
+        raise errors.WrongDestination(f"Destination {destination[:200]!r} is not this identity provider")
+    if signed and destination is None:
+        raise errors.WrongDestination("a signed request must carry Destination (bindings §3.4.5.2)")
+    instant = parse_instant(root.get("IssueInstant"))
+    if instant > now + skew or instant < now - max_age - skew:
+        raise errors.StaleRequest(f"IssueInstant {root.get('IssueInstant')} outside the allowed window")
+    policy = root.find("samlp:NameIDPolicy", NS)
+    requested = root.find("samlp:RequestedAuthnContext", NS)
+    refs = tuple((e.text or "").strip() for e in requested.findall("saml:AuthnContextClassRef", NS)) \
+        if requested is not None else ()
+    data = AuthnRequestData(
+        request_id=request_id, issuer=issuer, acs_url=acs_url, destination=destination,
+        issue_instant=instant, force_authn=_bool(root.get("ForceAuthn")),
+        is_passive=_bool(root.get("IsPassive")),
+        nameid_format=policy.get("Format") if policy is not None else None,
+        context_refs=refs,
+        comparison=requested.get("Comparison") if requested is not None else None,
+        signed=signed,
+    )
+    return data, portal

@@ -1,0 +1,136 @@
+"""The single sign-on service (DESIGN.md §1): from a checked request to a signed
+response.  No Flask here; ``idp.views.saml`` and ``idp.flow`` call it.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from idp import errors
+from idp.attributes import pairwise_id, person_attributes, release
+from idp.levels import context_class, requirement_from
+from idp.saml.authn_request import NAMEID_FORMATS, NAMEID_UNSPECIFIED, AuthnRequestData, read_authn_request
+from idp.saml.bindings import encode_post
+from idp.saml.response import AssertionFacts, build_assertion, build_response, new_id
+from idp.sso_session import SsoSession
+
+log = logging.getLogger("sesame.sso")
+
+
+@dataclass(frozen=True)
+class PostForm:
+    """What the browser posts to the portal (SAML bindings §3.5)."""
+
+    action: str
+    saml_response: str
+    relay_state: str | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with a checked request: answer at once, or show the login page."""
+
+    request: AuthnRequestData
+    portal: object
+    keys: list[str]
+    min_level: int
+    answer_now: bool
+
+
+class SsoService:
+    def __init__(self, services) -> None:
+        self.s = services
+        saml = services.settings["saml"]
+        self.max_bytes = int(saml["max_message_bytes"])
+        self.max_age = int(saml["request_max_age_seconds"])
+        self.skew = int(saml["clock_skew_seconds"])
+        self.lifetime = int(saml["assertion_lifetime_seconds"])
+        self.sso_urls = (f"{services.settings.base_url}/saml/sso",)
+
+    # --- requests -------------------------------------------------------------
+    def read(self, *, binding: str, message: str, raw_query: str | None) -> tuple[AuthnRequestData, object]:
+        """Decode and check; then the replay check, last, so junk burns no ID."""
+        now = self.s.clock.now()
+        request, portal = read_authn_request(
+            binding=binding, message=message, raw_query=raw_query, registry=self.s.registry,
+            sso_urls=self.sso_urls, now=now, max_bytes=self.max_bytes, max_age=self.max_age, skew=self.skew)
+        key = f"seen:{request.issuer}:{request.request_id}"
+        if not self.s.store.add(key, 1, ttl=self.max_age + 2 * self.skew):
+            raise errors.ReplayedRequest(f"request ID {request.request_id[:80]} seen before")
+        return request, portal
+
+    def decide(self, *, request: AuthnRequestData, portal, session: SsoSession | None) -> Decision:
+        """Which keys may answer, and whether the SSO session answers at once.
+
+        Raises errors answered to the portal with a SAML status (``NoAuthnContext``,
+        ``NoPassive``, ``InvalidNameIdPolicy``).
+        """
+        policy = portal.policy
+        if request.nameid_format not in (None, NAMEID_UNSPECIFIED, NAMEID_FORMATS[policy.nameid_format]):
+            raise errors.InvalidNameIdPolicy(f"{request.nameid_format} not released to {portal.entity_id}")
+        requirement = requirement_from(list(request.context_refs), request.comparison)
+        if requirement is None:
+            raise errors.NoAuthnContext(f"unknown authentication context {request.context_refs}")
+        adapters = self.s.adapters
+        accepted = policy.accepted_keys or tuple(adapters)
+        keys = [k for k, a in adapters.items()
+                if k in accepted and a.level >= policy.min_level and requirement.accepts(a.level)]
+        if not keys:
+            raise errors.NoAuthnContext("no enabled key meets the portal's policy and the request")
+        answer_now = (session is not None and not request.force_authn
+                      and session.satisfies(keys=keys, min_level=policy.min_level, requirement=requirement))
+        if not answer_now and request.is_passive:
+            raise errors.NoPassive("passive request and no session that satisfies it")
+        return Decision(request=request, portal=portal, keys=keys, min_level=policy.min_level,
+                        answer_now=answer_now)
+
+    # --- responses ------------------------------------------------------------
+    def _sign(self, xml: bytes, *, response_id: str, assertion_id: str | None, portal) -> bytes:
+        mode = portal.policy.sign
+        if mode == "metadata":
+            mode = "assertion" if portal.metadata.want_assertions_signed else "response"
+        if assertion_id and mode in ("assertion", "both"):
+            xml = self.s.signer.sign_xml(xml, reference_id=assertion_id)
+        if mode in ("response", "both") or not assertion_id:
+            xml = self.s.signer.sign_xml(xml, reference_id=response_id)
+        return xml
+
+    def respond(self, *, request: AuthnRequestData, portal, session: SsoSession, person,
+                lang: str | None, relay_state: str | None) -> PostForm:
+        """A signed success response for this portal, with what its policy releases."""
+        policy = portal.policy
+        now = self.s.clock.now()
+        if policy.nameid_format == "persistent":
+            nameid = pairwise_id(secret=self.s.pairwise_secret, sp_entity_id=portal.entity_id, fedid=person.fedid)
+        else:
+            nameid = new_id()
+        available = person_attributes(person=person, key=session.key, lang=lang)
+        facts = AssertionFacts(
+            nameid=nameid, nameid_format=NAMEID_FORMATS[policy.nameid_format],
+            attributes=release(available=available, allowed=policy.attributes),
+            authn_instant=session.authn_instant, session_index=session.id[:16],
+            context_class=context_class(session.level))
+        assertion_id = new_id()
+        assertion = build_assertion(
+            idp_entity_id=self.s.settings.entity_id, sp_entity_id=portal.entity_id, acs_url=request.acs_url,
+            in_response_to=request.request_id, facts=facts, now=now, lifetime=self.lifetime, skew=self.skew,
+            assertion_id=assertion_id)
+        response_id, xml = build_response(idp_entity_id=self.s.settings.entity_id, acs_url=request.acs_url,
+                                          in_response_to=request.request_id, now=now, assertion=assertion)
+        xml = self._sign(xml, response_id=response_id, assertion_id=assertion_id, portal=portal)
+        self.s.sessions.add_portal(session, portal.entity_id)
+        self.s.audit.record("saml.response", portal=portal.entity_id, person_fedid=person.fedid,
+                            key=session.key, level=session.level, request_id=request.request_id)
+        return PostForm(request.acs_url, encode_post(xml), relay_state)
+
+    def respond_error(self, *, request: AuthnRequestData, portal, error: errors.SesameError,
+                      relay_state: str | None) -> PostForm:
+        """A signed error status, only ever to a consumer URL the registry vouches for."""
+        response_id, xml = build_response(
+            idp_entity_id=self.s.settings.entity_id, acs_url=request.acs_url,
+            in_response_to=request.request_id, now=self.s.clock.now(),
+            status=error.saml_top, sub_status=error.saml_status)
+        xml = self._sign(xml, response_id=response_id, assertion_id=None, portal=portal)
+        self.s.audit.record("saml.response", result=error.code, portal=portal.entity_id,
+                            request_id=request.request_id)
+        return PostForm(request.acs_url, encode_post(xml), relay_state)

@@ -1,0 +1,50 @@
+"""Pages outside a login: home, language switch, logout, health."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, session
+from sqlalchemy import text
+
+from idp.flow import services
+
+bp = Blueprint("pages", __name__)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site: never an open redirect."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+@bp.get("/")
+def home():
+    s = services()
+    sso_session = s.sessions.get(session.get("sid"))
+    person = s.people.get(sso_session.person_id) if sso_session else None
+    return render_template("home.html", sso_session=sso_session, person=person)
+
+
+@bp.get("/lang/<code>")
+def language(code: str):
+    if code in current_app.config["SESAME_LANGUAGES"]:
+        session["lang"] = code
+    return redirect(_safe_next(request.args.get("next")), code=303)
+
+
+@bp.post("/logout")
+def logout():
+    s = services()
+    ended = s.sessions.end(session.pop("sid", None))
+    if ended is not None:
+        s.audit.record("logout", person_fedid=ended.fedid, key=ended.key, level=ended.level,
+                       portals=ended.portals)
+    return redirect("/", code=303)
+
+
+@bp.get("/healthz")
+def health():
+    s = services()
+    with s.database.session() as db:
+        db.execute(text("select 1"))
+    s.store.get("healthz")
+    return jsonify(status="ok")

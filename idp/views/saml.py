@@ -1,0 +1,99 @@
+"""SAML endpoints: metadata and single sign-on (HTTP-Redirect and HTTP-POST)."""
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, redirect, request, session, url_for
+
+from idp import errors
+from idp.flow import answer_error, autopost, services, session_language
+from idp.saml.bindings import BINDING_POST, BINDING_REDIRECT, check_relay_state
+from idp.web import browser_id
+from metadata.idp_metadata import build_idp_metadata
+from idp.attributes import PROFILE
+
+log = logging.getLogger("sesame.saml")
+bp = Blueprint("saml", __name__, url_prefix="/saml")
+
+
+@bp.get("/metadata")
+def metadata():
+    s = services()
+    base = s.settings.base_url
+    now = s.clock.now()
+    xml = build_idp_metadata(
+        entity_id=s.settings.entity_id, sso_url=f"{base}/saml/sso", slo_url=f"{base}/saml/slo",
+        signing_cert_b64=s.signer.certificate_b64(),
+        valid_for_seconds=int(s.settings.saml("metadata_valid_days")) * 86400, now=now,
+        attribute_names=PROFILE, organization=s.settings.saml("organization"))
+    return Response(xml, mimetype="application/samlmetadata+xml")
+
+
+def _read_message():
+    if request.method == "GET":
+        return (BINDING_REDIRECT, request.args.get("SAMLRequest"), request.args.get("RelayState"),
+                request.query_string.decode("latin-1"))
+    return BINDING_POST, request.form.get("SAMLRequest"), request.form.get("RelayState"), None
+
+
+@bp.route("/sso", methods=["GET", "POST"])
+def sso():
+    s = services()
+    binding, message, relay_state, raw_query = _read_message()
+    try:
+        if not message:
+            raise errors.MalformedRequest("no SAMLRequest")
+        relay_state = check_relay_state(relay_state, max_bytes=int(s.settings.saml("max_relay_state_bytes")))
+        saml_request, portal = s.sso.read(binding=binding, message=message, raw_query=raw_query)
+    except errors.SamlRequestError as exc:
+        s.audit.record("saml.rejected", result=exc.code, remote_addr=request.remote_addr,
+                       binding=binding.rsplit(":", 1)[-1], reason=exc.detail[:300])
+        raise
+    s.audit.record("saml.request", portal=portal.entity_id, request_id=saml_request.request_id,
+                   remote_addr=request.remote_addr, signed=saml_request.signed)
+    cookie_sent = s.settings["session"]["cookie_name"] in request.cookies
+    if binding == BINDING_POST and not cookie_sent:
+        # A cross-site POST carries no SameSite=Lax cookie: park the request and
+        # come back by a top-level GET, which does, before looking at the session.
+        tx = s.transactions.create(browser="", request=saml_request, relay_state=relay_state,
+                                   keys=[], min_level=0, lang=None)
+        return redirect(url_for("saml.resume", tx=tx.id), code=303)
+    return proceed(saml_request, portal, relay_state)
+
+
+@bp.get("/resume")
+def resume():
+    s = services()
+    tx = s.transactions.claim(request.args.get("tx"), browser=browser_id())
+    s.transactions.finish(tx)
+    portal = s.registry.get(tx.request.issuer)
+    if portal is None:
+        raise errors.UnknownPortal("portal removed")
+    return proceed(tx.request, portal, tx.relay_state)
+
+
+def proceed(saml_request, portal, relay_state):
+    """Answer at once from the SSO session, or open a login transaction."""
+    s = services()
+    sso_session = s.sessions.get(session.get("sid"))
+    try:
+        decision = s.sso.decide(request=saml_request, portal=portal, session=sso_session)
+    except errors.SesameError as exc:
+        if exc.saml_status is None:
+            raise
+        log.info("answering %s to %s", exc.code, portal.entity_id)
+        return autopost(s.sso.respond_error(request=saml_request, portal=portal, error=exc,
+                                            relay_state=relay_state))
+    if decision.answer_now:
+        person = s.people.get(sso_session.person_id)
+        if person is not None:
+            s.audit.record("sso.reuse", person_fedid=person.fedid, portal=portal.entity_id,
+                           key=sso_session.key, level=sso_session.level, request_id=saml_request.request_id)
+            return autopost(s.sso.respond(request=saml_request, portal=portal, session=sso_session,
+                                          person=person, lang=session_language(), relay_state=relay_state))
+    tx = s.transactions.create(browser=browser_id(), request=saml_request, relay_state=relay_state,
+                               keys=decision.keys, min_level=decision.min_level, lang=session_language())
+    return redirect(url_for("login.choose", tx=tx.id), code=303)
+
+
+__all__ = ["bp", "answer_error"]

@@ -1,0 +1,77 @@
+"""HTTP glue shared by every view: security headers, error pages, the browser id."""
+from __future__ import annotations
+
+import logging
+import secrets
+
+from flask_wtf.csrf import CSRFError
+from flask import g, render_template, request, session
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from idp import errors
+from idp.messages import error_message
+
+log = logging.getLogger("sesame.web")
+
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; font-src 'self'; "
+       "connect-src 'self'; form-action 'self'{extra}; frame-ancestors 'none'; base-uri 'none'")
+
+
+def browser_id(create: bool = True) -> str | None:
+    """A random id of this browser, in the session cookie; binds login transactions."""
+    bid = session.get("b")
+    if bid is None and create:
+        bid = session["b"] = secrets.token_urlsafe(18)
+    return bid
+
+
+def render_error(error: errors.SesameError):
+    status = error.http_status
+    return render_template("error.html", code=error.code,
+                           message=error_message(error.code, error.params)), status
+
+
+def init_web(app, settings) -> None:
+    proxies = int(settings["server"]["proxies"])
+    if proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
+    hsts = not settings.demo
+
+    @app.after_request
+    def security_headers(response):
+        extra = " " + " ".join(g.form_targets) if getattr(g, "form_targets", None) else ""
+        response.headers["Content-Security-Policy"] = CSP.format(extra=extra)
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"
+        if not request.path.startswith("/static/"):
+            response.headers["Cache-Control"] = "no-store"
+        if hsts:
+            response.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+        return response
+
+    @app.errorhandler(errors.SesameError)
+    def sesame_error(error: errors.SesameError):
+        log.warning("%s: %s", error.code, error.detail, extra={"saml": {"code": error.code, "path": request.path}})
+        return render_error(error)
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError):
+        log.info("csrf refused on %s: %s", request.path, error.description)
+        return render_error(errors.CsrfFailed(str(error.description)))
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        code = "not_found" if error.code in (404, 405) else "error"
+        log.info("http %s on %s", error.code, request.path)
+        return render_template("error.html", code=code, message=error_message(code)), error.code
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception):
+        log.exception("unexpected error on %s", request.path)
+        try:
+            return render_template("error.html", code="internal", message=error_message("internal")), 500
+        except Exception:  # the error page itself failed: a plain page, still no stack trace
+            log.exception("error page failed")
+            return "Erreur technique / Technische fout / Technischer Fehler / Technical error", 500

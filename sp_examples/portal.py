@@ -1,0 +1,128 @@
+"""A minimal SAML service provider (pysaml2), standing for a real portal such as
+"Mon Espace" or "FSE 21-27".  It is what the demo shows and what the tests drive.
+
+It is deliberately an ordinary pysaml2 SP, independent of Sésame's own code.
+"""
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import Flask, abort, redirect, render_template, request, session
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
+from saml2.client import Saml2Client
+from saml2.config import SPConfig
+from saml2.metadata import entity_descriptor
+from saml2.response import StatusError
+from saml2.sigver import SignatureError
+
+RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
+
+
+@dataclass(frozen=True)
+class PortalSpec:
+    """One example portal: who it is, how it talks, what it asks for."""
+
+    slug: str
+    title: str
+    base_url: str
+    binding: str = BINDING_HTTP_REDIRECT     # how it sends AuthnRequests
+    sign_requests: bool = False
+    want_assertions_signed: bool = True
+    policy: tuple[tuple[str, object], ...] = ()
+
+    @property
+    def entity_id(self) -> str:
+        return f"{self.base_url}/metadata"
+
+
+def sp_config(spec: PortalSpec, *, key_file: Path, cert_file: Path, idp_metadata: str) -> SPConfig:
+    conf = {
+        "entityid": spec.entity_id,
+        "name": spec.title,
+        "service": {"sp": {
+            "name": spec.title,
+            "endpoints": {"assertion_consumer_service": [(f"{spec.base_url}/acs", BINDING_HTTP_POST)]},
+            "authn_requests_signed": spec.sign_requests,
+            "want_assertions_signed": spec.want_assertions_signed,
+            "want_response_signed": not spec.want_assertions_signed,
+            "allow_unsolicited": False,
+            "name_id_format_allow_create": True,
+        }},
+        "key_file": str(key_file),
+        "cert_file": str(cert_file),
+        "metadata": {"inline": [idp_metadata]},
+        "allow_unknown_attributes": True,
+        "signing_algorithm": RSA_SHA256,
+        "digest_algorithm": SHA256,
+        "accepted_time_diff": 60,
+    }
+    config = SPConfig()
+    config.load(conf)
+    return config
+
+
+def sp_metadata(config: SPConfig) -> bytes:
+    return str(entity_descriptor(config)).encode("utf-8")
+
+
+def create_portal_app(spec: PortalSpec, config: SPConfig, *, idp_entity_id: str) -> Flask:
+    app = Flask(__name__, template_folder="templates")
+    app.config.update(SECRET_KEY=secrets.token_bytes(32), SESSION_COOKIE_NAME=f"{spec.slug}_session",
+                      SESSION_COOKIE_SAMESITE="Lax")
+    client = Saml2Client(config)
+
+    @app.get("/")
+    def home():
+        return render_template("portal.html", spec=spec, user=session.get("user"), error=request.args.get("error"))
+
+    @app.get("/metadata")
+    def metadata():
+        return sp_metadata(config), 200, {"Content-Type": "application/samlmetadata+xml"}
+
+    @app.get("/login")
+    def login():
+        relay_state = request.args.get("next", "/")
+        if not relay_state.startswith("/") or relay_state.startswith("//"):
+            relay_state = "/"
+        req_id, info = client.prepare_for_authenticate(
+            entityid=idp_entity_id, relay_state=relay_state, binding=spec.binding,
+            sign=spec.sign_requests, sigalg=RSA_SHA256 if spec.sign_requests else None,
+            digest_alg=SHA256)
+        session["outstanding"] = {**session.get("outstanding", {}), req_id: relay_state}
+        if spec.binding == BINDING_HTTP_REDIRECT:
+            return redirect(dict(info["headers"])["Location"], code=303)
+        return info["data"], 200, {"Content-Type": "text/html; charset=utf-8"}
+
+    @app.post("/acs")
+    def acs():
+        outstanding = session.get("outstanding", {})
+        try:
+            response = client.parse_authn_request_response(
+                request.form["SAMLResponse"], BINDING_HTTP_POST, outstanding=outstanding)
+        except StatusError as exc:
+            return redirect(f"/?error={type(exc).__name__}", code=303)
+        except (SignatureError, KeyError, ValueError) as exc:
+            app.logger.warning("response refused: %s", exc)
+            abort(400)
+        if response is None:
+            abort(400)
+        outstanding.pop(response.in_response_to, None)
+        session["outstanding"] = outstanding
+        authn = response.authn_info()
+        session["user"] = {
+            "nameid": str(response.name_id.text),
+            "attributes": {k: v for k, v in response.get_identity().items()},
+            "authn_context": authn[0][0] if authn else None,
+        }
+        target = request.form.get("RelayState") or "/"
+        return redirect(target if target.startswith("/") and not target.startswith("//") else "/", code=303)
+
+    @app.post("/logout")
+    def logout():
+        session.clear()
+        return redirect("/", code=303)
+
+    return app

@@ -1,0 +1,48 @@
+"""Shared fixtures: a Sésame instance on a fresh data folder, and pysaml2 service
+providers registered with it (tests/saml_sp.py)."""
+from __future__ import annotations
+
+import pytest
+
+from idp import create_app
+from idp.clock import FrozenClock
+from idp.config import load_settings
+from idp.demo import create_citizens
+from idp.services import Services
+
+pytest_plugins = ["tests.services"]
+
+
+def idp_settings(tmp_path, *, base_url="http://idp.test", store="sql", database="", **sections):
+    overrides = {
+        "server": {"base_url": base_url, "data_dir": str(tmp_path / "idp"), "demo": True},
+        "database": {"url": database},
+        "store": {"url": store},
+        "log": {"format": "text", "level": "INFO"},
+    }
+    for name, values in sections.items():
+        overrides.setdefault(name, {}).update(values)
+    return load_settings(None, overrides=overrides, environ={})
+
+
+@pytest.fixture
+def clock():
+    return FrozenClock()
+
+
+@pytest.fixture
+def make_idp(tmp_path, clock):
+    """Build a Sésame (app, services) with demo citizens; overrides per call."""
+
+    def build(**kwargs):
+        settings = idp_settings(tmp_path, **kwargs)
+        services = Services.build(settings, clock=clock)
+        create_citizens(services)
+        return create_app(services=services), services
+
+    return build
+
+
+@pytest.fixture
+def idp(make_idp):
+    return make_idp()
