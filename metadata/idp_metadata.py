@@ -1,0 +1,109 @@
+"""Sésame's own metadata: an ``EntityDescriptor`` with one ``IDPSSODescriptor``.
+
+SAML metadata 2.0 §2.3.2 (EntityDescriptor), §2.4.3 (IDPSSODescriptor),
+§2.4.1.1 (KeyDescriptor), §2.3.2.1 (Organization).  Built with pysaml2's
+schema classes, so that pysaml2 service providers read it as they read their
+own, and checked against the metadata schema before it is returned.
+
+``WantAuthnRequestsSigned`` is "false": Sésame verifies a request signature
+when one is present or when the portal's policy demands one, and does not ask
+every portal to sign.  The descriptor carries an ``ID`` (derived from the
+entity ID and ``now``) so that it can be signed later.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from lxml import etree
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, md, saml, xmldsig
+
+from idp.errors import ConfigError, MetadataError
+from metadata.portal_metadata import SAML2_PROTOCOL, format_instant
+from metadata.schema import validate_metadata_schema
+
+NAMEID_TRANSIENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient"
+NAMEID_PERSISTENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+ATTRNAME_FORMAT_BASIC = "urn:oasis:names:tc:SAML:2.0:attrname-format:basic"
+_PREFIXES = {"md": md.NAMESPACE, "ds": xmldsig.NAMESPACE, "saml": saml.NAMESPACE}
+
+
+def build_idp_metadata(*, entity_id: str, sso_url: str, slo_url: str, signing_cert_b64: str,
+                       valid_for_seconds: int | None, now: float, attribute_names: Iterable[str],
+                       organization: str | None = None) -> bytes:
+    """Return Sésame's metadata as UTF-8 XML bytes (with an XML declaration).
+
+    ``signing_cert_b64`` is the base64 DER of the signing certificate (PEM is
+    accepted too).  ``validUntil`` is ``now + valid_for_seconds`` when given.
+    ``organization`` becomes OrganizationName and OrganizationDisplayName
+    (xml:lang "en"), with the origin of ``sso_url`` as OrganizationURL.
+    Raises ``ConfigError`` when the inputs cannot make valid metadata.
+    """
+    cert_b64 = _certificate_b64(signing_cert_b64)
+    idp = md.IDPSSODescriptor(
+        protocol_support_enumeration=SAML2_PROTOCOL,
+        want_authn_requests_signed="false",
+        key_descriptor=[md.KeyDescriptor(use="signing", key_info=xmldsig.KeyInfo(
+            x509_data=[xmldsig.X509Data(x509_certificate=xmldsig.X509Certificate(text=cert_b64))]))],
+        single_logout_service=[md.SingleLogoutService(binding=b, location=slo_url)
+                               for b in (BINDING_HTTP_REDIRECT, BINDING_HTTP_POST)],
+        name_id_format=[md.NameIDFormat(text=f) for f in (NAMEID_TRANSIENT, NAMEID_PERSISTENT)],
+        single_sign_on_service=[md.SingleSignOnService(binding=b, location=sso_url)
+                                for b in (BINDING_HTTP_REDIRECT, BINDING_HTTP_POST)],
+        attribute=[saml.Attribute(name=n, name_format=ATTRNAME_FORMAT_BASIC)
+                   for n in dict.fromkeys(attribute_names)],
+    )
+    entity = md.EntityDescriptor(
+        entity_id=entity_id,
+        id="_" + hashlib.sha256(f"{entity_id}|{now!r}".encode()).hexdigest()[:40],
+        idpsso_descriptor=[idp],
+        organization=_organization(organization, sso_url) if organization else None,
+    )
+    if valid_for_seconds is not None:
+        if valid_for_seconds <= 0:
+            raise ConfigError(f"IdP metadata validity must be positive, not {valid_for_seconds}")
+        entity.valid_until = format_instant(now + valid_for_seconds)
+    try:
+        # Not to_string(nspair=...): pysaml2 would register the prefixes process-wide in ElementTree.
+        root = _with_prefixes(etree.fromstring(entity.to_string()), _PREFIXES)
+        validate_metadata_schema(root)
+    except (etree.XMLSyntaxError, MetadataError) as exc:
+        raise ConfigError(f"IdP metadata is not valid: {getattr(exc, 'detail', exc)}") from None
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def _with_prefixes(source: etree._Element, nsmap: dict[str, str],
+                   parent: etree._Element | None = None) -> etree._Element:
+    """A copy of ``source`` whose namespaces are all declared, with ``nsmap``'s prefixes, on the root."""
+    if parent is None:
+        copy = etree.Element(source.tag, dict(source.attrib), nsmap=nsmap)
+    else:
+        copy = etree.SubElement(parent, source.tag, dict(source.attrib))
+    copy.text, copy.tail = source.text, source.tail
+    for child in source:
+        _with_prefixes(child, nsmap, copy)
+    return copy
+
+
+def _certificate_b64(value: str) -> str:
+    """The base64 DER body of a certificate given as base64 or PEM, checked to be X.509."""
+    body = "".join(line for line in value.strip().splitlines() if not line.startswith("-----"))
+    body = "".join(body.split())
+    try:
+        x509.load_der_x509_certificate(base64.b64decode(body, validate=True))
+    except (binascii.Error, ValueError) as exc:
+        raise ConfigError(f"IdP signing certificate is not valid X.509: {exc}") from None
+    return body
+
+
+def _organization(name: str, sso_url: str) -> md.Organization:
+    parts = urlsplit(sso_url)
+    return md.Organization(
+        organization_name=[md.OrganizationName(text=name, lang="en")],
+        organization_display_name=[md.OrganizationDisplayName(text=name, lang="en")],
+        organization_url=[md.OrganizationURL(text=f"{parts.scheme}://{parts.netloc}/", lang="en")],
+    )

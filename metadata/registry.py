@@ -1,0 +1,204 @@
+"""The portal registry: registered service providers, their metadata and policy.
+
+Rows live in ``idp.models.Portal`` (DESIGN.md §5: shared by every process).
+``PortalRegistry.get`` is on the path of every SSO request, so parsed portals
+are cached in process memory, keyed by entity ID and tagged with the row's
+``(id, updated_at)``: a lookup costs one indexed SELECT of those two columns
+and re-parses only when the row changed, so a portal registered or replaced
+by another process (the CLI) is seen at once, without restart.  Each write
+moves ``updated_at`` strictly forward, so a change is never missed.
+
+At lookup ``validUntil`` is checked against the clock: metadata that expired
+after registration makes the portal unknown, with a warning in the log.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from idp.clock import Clock
+from idp.errors import MetadataError
+from idp.models import Portal
+from metadata.policy import PortalPolicy, policy_from_mapping
+from metadata.portal_metadata import PortalMetadata, format_instant, parse_sp_metadata, reload_sp_metadata
+
+log = logging.getLogger("sesame.metadata")
+
+SessionFactory = Callable[[], AbstractContextManager[Session]]
+MAX_NAME = 200      # Portal.name
+MAX_SOURCE = 2048   # Portal.metadata_source
+
+
+@dataclass(frozen=True)
+class RegisteredPortal:
+    """A registered portal; ``updated_at`` is timezone-aware UTC."""
+
+    entity_id: str
+    name: str
+    metadata: PortalMetadata
+    policy: PortalPolicy
+    source: str | None
+    updated_at: dt.datetime
+
+
+def _already_registered(entity_id: str) -> MetadataError:
+    return MetadataError(f"portal {entity_id!r} is already registered (use replace to update it)")
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    # SQLite hands back naive datetimes; the column stores UTC.
+    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+
+
+class PortalRegistry:
+    """Register, list, remove and look up portals.
+
+    ``session_factory()`` returns a context manager yielding a SQLAlchemy
+    ``Session``; the registry commits its own writes.  ``known_keys`` and
+    ``levels`` are the configured adapter ids and level scale, against which
+    every policy is checked, at registration and when read back.
+    """
+
+    def __init__(self, session_factory: SessionFactory, *, clock: Clock,
+                 known_keys: Iterable[str], levels: Iterable[int]) -> None:
+        self._sessions = session_factory
+        self._clock = clock
+        self._known_keys = tuple(known_keys)
+        self._levels = tuple(levels)
+        self._cache: dict[str, tuple[tuple[int, dt.datetime], RegisteredPortal | None]] = {}
+        self._lock = threading.Lock()
+
+    # -- writes -------------------------------------------------------------------
+    def add(self, *, xml: bytes, source: str | None, policy: PortalPolicy,
+            name: str | None = None, replace: bool = False) -> RegisteredPortal:
+        """Check and store a portal; return it as stored.
+
+        Everything is checked before anything is written (metadata at the
+        clock's instant, policy, name, source), and the write is one
+        transaction.  A portal with the same entity ID is refused with
+        ``MetadataError`` unless ``replace`` is true; replacing keeps the row.
+        """
+        metadata = parse_sp_metadata(xml, now=self._clock.now())
+        policy = self._policy(policy.to_mapping())
+        name = " ".join((name or policy.display_name or metadata.display_name or metadata.entity_id).split())
+        name = name[:MAX_NAME]
+        if source is not None and len(source) > MAX_SOURCE:
+            raise MetadataError(f"metadata source is longer than {MAX_SOURCE} characters")
+        try:
+            text = bytes(xml).decode("utf-8")
+        except UnicodeDecodeError:
+            raise MetadataError("metadata must be encoded in UTF-8 to be stored") from None
+        try:
+            with self._sessions() as session:
+                row = session.scalars(select(Portal).where(Portal.entity_id == metadata.entity_id)).one_or_none()
+                if row is not None and not replace:
+                    raise _already_registered(metadata.entity_id)
+                now = dt.datetime.now(dt.timezone.utc)
+                if row is None:
+                    row = Portal(entity_id=metadata.entity_id, created_at=now)
+                    session.add(row)
+                else:  # strictly later than before, so every cache sees the change
+                    now = max(now, _utc(row.updated_at) + dt.timedelta(microseconds=1))
+                row.name, row.metadata_xml, row.metadata_source = name, text, source
+                row.policy, row.updated_at = policy.to_mapping(), now
+                session.commit()
+                stored_at = session.scalars(select(Portal.updated_at).where(Portal.id == row.id)).one()
+        except IntegrityError:  # another process registered the same entity ID meanwhile
+            raise _already_registered(metadata.entity_id) from None
+        log.info("portal registered", extra={"event": "portal.registered", "portal": metadata.entity_id,
+                                             "replace": replace, "source": source})
+        return RegisteredPortal(metadata.entity_id, name, metadata, policy, source, _utc(stored_at))
+
+    def remove(self, entity_id: str) -> bool:
+        """Delete a portal; False when it was not registered."""
+        with self._sessions() as session:
+            row = session.scalars(select(Portal).where(Portal.entity_id == entity_id)).one_or_none()
+            if row is not None:
+                session.delete(row)
+                session.commit()
+        with self._lock:
+            self._cache.pop(entity_id, None)
+        if row is not None:
+            log.info("portal removed", extra={"event": "portal.removed", "portal": entity_id})
+        return row is not None
+
+    # -- reads --------------------------------------------------------------------
+    def get(self, entity_id: str) -> RegisteredPortal | None:
+        """The portal registered as ``entity_id``, or None when unknown, expired or unreadable.
+
+        One SELECT of (id, updated_at); the stored XML is parsed only when the
+        row changed since this process last read it.
+        """
+        with self._sessions() as session:
+            tag_row = session.execute(
+                select(Portal.id, Portal.updated_at).where(Portal.entity_id == entity_id)
+            ).one_or_none()
+            if tag_row is None:
+                with self._lock:
+                    self._cache.pop(entity_id, None)
+                return None
+            tag = (tag_row.id, _utc(tag_row.updated_at))
+            cached = self._cache.get(entity_id)
+            if cached is not None and cached[0] == tag:
+                portal = cached[1]
+            else:
+                row = session.get(Portal, tag_row.id)
+                if row is None:  # removed between the two statements
+                    return None
+                portal = self._load(row)
+        return self._usable(portal, entity_id)
+
+    def list(self) -> list[RegisteredPortal]:
+        """Every readable registered portal, by entity ID, expired ones included."""
+        portals = []
+        with self._sessions() as session:
+            for row in session.scalars(select(Portal).order_by(Portal.entity_id)):
+                cached = self._cache.get(row.entity_id)
+                portal = cached[1] if cached and cached[0] == (row.id, _utc(row.updated_at)) else self._load(row)
+                if portal is not None:
+                    portals.append(portal)
+        return portals
+
+    # -- internals ----------------------------------------------------------------
+    def _policy(self, mapping: Any) -> PortalPolicy:
+        return policy_from_mapping(mapping, known_keys=self._known_keys, levels=self._levels)
+
+    def _load(self, row: Portal) -> RegisteredPortal | None:
+        """Parse a row and cache the result, a failure included (cached as None) until the row changes."""
+        tag = (row.id, _utc(row.updated_at))
+        try:
+            metadata = reload_sp_metadata(row.metadata_xml.encode("utf-8"))
+            policy = self._policy(row.policy or {})
+            portal: RegisteredPortal | None = RegisteredPortal(
+                row.entity_id, row.name, metadata, policy, row.metadata_source, tag[1])
+        except MetadataError as exc:
+            log.warning("registered portal %s is unusable: %s", row.entity_id, exc.detail,
+                        extra={"event": "portal.unusable", "portal": row.entity_id})
+            portal = None
+        else:
+            if metadata.cert_not_after is not None and metadata.cert_not_after <= self._clock.now():
+                log.warning("portal %s publishes a certificate that expired on %s", row.entity_id,
+                            format_instant(metadata.cert_not_after),
+                            extra={"event": "portal.cert_expired", "portal": row.entity_id})
+        with self._lock:
+            self._cache[row.entity_id] = (tag, portal)
+        return portal
+
+    def _usable(self, portal: RegisteredPortal | None, entity_id: str) -> RegisteredPortal | None:
+        if portal is None:
+            return None
+        problem = portal.metadata.time_problem(self._clock.now())
+        if problem:
+            log.warning("portal %s treated as unknown: %s", entity_id, problem,
+                        extra={"event": "portal.expired", "portal": entity_id})
+            return None
+        return portal
