@@ -10,7 +10,8 @@ from idp import errors
 from idp.attributes import pairwise_id, person_attributes, release
 from idp.levels import context_class, requirement_from
 from idp.saml.authn_request import NAMEID_FORMATS, NAMEID_UNSPECIFIED, AuthnRequestData, read_authn_request
-from idp.saml.bindings import encode_post
+from idp.saml.bindings import BINDING_POST, encode_post, encode_redirect
+from idp.saml.logout import build_logout_response, read_logout_request
 from idp.saml.response import AssertionFacts, build_assertion, build_response, new_id
 from idp.sso_session import SsoSession
 
@@ -46,6 +47,7 @@ class SsoService:
         self.skew = int(saml["clock_skew_seconds"])
         self.lifetime = int(saml["assertion_lifetime_seconds"])
         self.sso_urls = (f"{services.settings.base_url}/saml/sso",)
+        self.slo_urls = (f"{services.settings.base_url}/saml/slo",)
 
     # --- requests -------------------------------------------------------------
     def read(self, *, binding: str, message: str, raw_query: str | None) -> tuple[AuthnRequestData, object]:
@@ -86,12 +88,11 @@ class SsoService:
 
     # --- responses ------------------------------------------------------------
     def _sign(self, xml: bytes, *, response_id: str, assertion_id: str | None, portal) -> bytes:
-        mode = portal.policy.sign
-        if mode == "metadata":
-            mode = "assertion" if portal.metadata.want_assertions_signed else "response"
-        if assertion_id and mode in ("assertion", "both"):
+        """Sign what the portal's metadata and policy ask for; an error response is signed whole."""
+        signing = portal.policy.signing(want_assertions_signed=portal.metadata.want_assertions_signed)
+        if assertion_id and signing.assertion:
             xml = self.s.signer.sign_xml(xml, reference_id=assertion_id)
-        if mode in ("response", "both") or not assertion_id:
+        if signing.response or not assertion_id:
             xml = self.s.signer.sign_xml(xml, reference_id=response_id)
         return xml
 
@@ -108,7 +109,7 @@ class SsoService:
         facts = AssertionFacts(
             nameid=nameid, nameid_format=NAMEID_FORMATS[policy.nameid_format],
             attributes=release(available=available, allowed=policy.attributes),
-            authn_instant=session.authn_instant, session_index=session.id[:16],
+            authn_instant=session.authn_instant, session_index=session.index,
             context_class=context_class(session.level))
         assertion_id = new_id()
         assertion = build_assertion(
@@ -134,3 +135,39 @@ class SsoService:
         self.s.audit.record("saml.response", result=error.code, portal=portal.entity_id,
                             request_id=request.request_id)
         return PostForm(request.acs_url, encode_post(xml), relay_state)
+
+    # --- single logout (portal-initiated) --------------------------------------
+    def logout(self, *, binding: str, message: str, raw_query: str | None, cookie_sid: str | None,
+               relay_state: str | None):
+        """End the session a signed ``LogoutRequest`` names; returns how to answer.
+
+        The session is the browser's (cookie) or, when a cross-site POST carried no
+        cookie, the one whose ``SessionIndex`` the portal sends, if that portal took
+        part in it.  Returns ``(PostForm | None, redirect URL | None, ended session)``.
+        """
+        now = self.s.clock.now()
+        request, portal, answer = read_logout_request(
+            binding=binding, message=message, raw_query=raw_query, registry=self.s.registry,
+            slo_urls=self.slo_urls, now=now, max_bytes=self.max_bytes, max_age=self.max_age, skew=self.skew)
+        if not self.s.store.add(f"seen:{request.issuer}:{request.request_id}", 1, ttl=self.max_age + 2 * self.skew):
+            raise errors.ReplayedRequest(f"request ID {request.request_id[:80]} seen before")
+        session = self.s.sessions.get(cookie_sid) or self.s.sessions.by_index(request.session_index)
+        ended = None
+        if session is not None and portal.entity_id in session.portals:
+            ended = self.s.sessions.end(session.id)
+        self.s.audit.record("logout", person_fedid=ended.fedid if ended else None, portal=portal.entity_id,
+                            request_id=request.request_id, result="ok" if ended else "no_session")
+        response_id, xml = build_logout_response(idp_entity_id=self.s.settings.entity_id,
+                                                 destination=answer.location, in_response_to=request.request_id,
+                                                 now=now)
+        if answer.binding == BINDING_POST:
+            xml = self.s.signer.sign_xml(xml, reference_id=response_id)
+            return PostForm(answer.location, encode_post(xml), relay_state), None, ended
+        from keys.redirect import sign_query
+
+        params = [("SAMLResponse", encode_redirect(xml))]
+        if relay_state:
+            params.append(("RelayState", relay_state))
+        params.append(("SigAlg", self.s.signer.default_algorithm))
+        sep = "&" if "?" in answer.location else "?"
+        return None, f"{answer.location}{sep}{sign_query(params=params, signer=self.s.signer)}", ended

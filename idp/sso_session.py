@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PREFIX = "sso:"
+INDEX_PREFIX = "sidx:"
 
 
 @dataclass
@@ -23,6 +24,7 @@ class SsoSession:
     level: int
     authn_instant: float
     created: float
+    index: str = ""  # the SessionIndex portals see; never the session id itself
     portals: list[str] = field(default_factory=list)
 
     def satisfies(self, *, keys: list[str], min_level: int, requirement) -> bool:
@@ -59,12 +61,24 @@ class SsoSessions:
         if old is not None:
             if old.person_id == person_id:
                 portals = old.portals
-            self.store.delete(PREFIX + old.id)
+            self._delete(old)
         session = SsoSession(id=secrets.token_urlsafe(32), person_id=person_id, fedid=fedid, key=key,
                              level=level, authn_instant=authn_instant, created=self.clock.now(),
-                             portals=portals)
+                             index=secrets.token_urlsafe(16), portals=portals)
         self.store.put(PREFIX + session.id, session.to_mapping(), ttl=self.lifetime)
+        self.store.put(INDEX_PREFIX + session.index, session.id, ttl=self.lifetime)
         return session
+
+    def by_index(self, index: str | None) -> SsoSession | None:
+        """The session a portal names by its ``SessionIndex`` (logout without a cookie)."""
+        if not index or len(index) > 64:
+            return None
+        return self.get(self.store.get(INDEX_PREFIX + index))
+
+    def _delete(self, session: SsoSession) -> None:
+        self.store.delete(PREFIX + session.id)
+        if session.index:
+            self.store.delete(INDEX_PREFIX + session.index)
 
     def add_portal(self, session: SsoSession, entity_id: str) -> None:
         if entity_id in session.portals:
@@ -77,5 +91,5 @@ class SsoSessions:
     def end(self, sid: str | None) -> SsoSession | None:
         session = self.get(sid)
         if session is not None:
-            self.store.delete(PREFIX + session.id)
+            self._delete(session)
         return session

@@ -44,7 +44,12 @@ def sp_config(spec: PortalSpec, *, key_file: Path, cert_file: Path, idp_metadata
         "name": spec.title,
         "service": {"sp": {
             "name": spec.title,
-            "endpoints": {"assertion_consumer_service": [(f"{spec.base_url}/acs", BINDING_HTTP_POST)]},
+            "endpoints": {
+                "assertion_consumer_service": [(f"{spec.base_url}/acs", BINDING_HTTP_POST)],
+                "single_logout_service": [(f"{spec.base_url}/slo", BINDING_HTTP_REDIRECT),
+                                          (f"{spec.base_url}/slo", BINDING_HTTP_POST)],
+            },
+            "logout_requests_signed": True,
             "authn_requests_signed": spec.sign_requests,
             "want_assertions_signed": spec.want_assertions_signed,
             "want_response_signed": not spec.want_assertions_signed,
@@ -112,7 +117,10 @@ def create_portal_app(spec: PortalSpec, config: SPConfig, *, idp_entity_id: str)
         outstanding.pop(response.in_response_to, None)
         session["outstanding"] = outstanding
         authn = response.authn_info()
+        from saml2.ident import code
+
         session["user"] = {
+            "subject": code(response.name_id),
             "nameid": str(response.name_id.text),
             "attributes": {k: v for k, v in response.get_identity().items()},
             "authn_context": authn[0][0] if authn else None,
@@ -122,7 +130,28 @@ def create_portal_app(spec: PortalSpec, config: SPConfig, *, idp_entity_id: str)
 
     @app.post("/logout")
     def logout():
-        session.clear()
+        """Single logout through Sésame (SAML profiles §4.4), signed by this portal."""
+        user = session.pop("user", None)
+        subject = (user or {}).get("subject")
+        if not subject:
+            return redirect("/", code=303)
+        from saml2.ident import decode
+
+        result = client.global_logout(decode(subject), sign=True, sign_alg=RSA_SHA256, digest_alg=SHA256)
+        for binding, http_args in result.values():
+            if binding == BINDING_HTTP_REDIRECT:
+                return redirect(dict(http_args["headers"])["Location"], code=303)
+            return http_args["data"], 200, {"Content-Type": "text/html; charset=utf-8"}
         return redirect("/", code=303)
+
+    @app.route("/slo", methods=["GET", "POST"])
+    def slo():
+        binding = BINDING_HTTP_REDIRECT if request.method == "GET" else BINDING_HTTP_POST
+        message = request.values.get("SAMLResponse")
+        if not message:
+            abort(400)
+        response = client.parse_logout_request_response(message, binding)
+        ok = response is not None and response.status_ok()
+        return redirect("/?logout=" + ("ok" if ok else "failed"), code=303)
 
     return app

@@ -79,13 +79,13 @@ def _issuer_of(root) -> str:
     return issuer.text.strip()
 
 
-def _verify_signature(*, binding: str, xml: bytes, root, raw_query: str | None, portal) -> bool:
-    """Verify the signature when there is one; demand one when the portal signs.
+def verify_signature(*, binding: str, xml: bytes, root, raw_query: str | None, portal,
+                     required: bool) -> bool:
+    """Verify the signature when there is one; demand one when ``required``.
 
-    Returns whether the request was signed.  Keys come from metadata only.
+    Returns whether the message was signed.  Keys come from metadata only.
     """
     certs = list(portal.metadata.signing_certs)
-    required = bool(portal.metadata.authn_requests_signed)
     has_xml_sig = root.find("ds:Signature", NS) is not None or bool(root.findall(".//ds:Signature", NS))
     has_query_sig = binding == BINDING_REDIRECT and raw_query is not None and "Signature=" in raw_query
     if not (has_xml_sig or has_query_sig):
@@ -128,14 +128,8 @@ def resolve_acs(*, root, portal) -> str:
     return acs.location
 
 
-def read_authn_request(*, binding: str, message: str, raw_query: str | None, registry,
-                       sso_urls: tuple[str, ...], now: float, max_bytes: int,
-                       max_age: int, skew: int) -> tuple[AuthnRequestData, Any]:
-    """Decode and check a request; returns it with the registered portal.
-
-    Raises ``idp.errors.SamlRequestError`` subclasses for anything that means the
-    sender cannot be trusted with an answer.
-    """
+def decode_and_parse(*, binding: str, message: str, max_bytes: int) -> tuple[bytes, Any]:
+    """The message's XML and its parsed root; DTDs, entities and oversize refused."""
     if binding == BINDING_REDIRECT:
         xml = decode_redirect(message, max_bytes=max_bytes)
     elif binding == BINDING_POST:
@@ -146,6 +140,25 @@ def read_authn_request(*, binding: str, message: str, raw_query: str | None, reg
         root = parse_safe_xml(xml, max_bytes=max_bytes)
     except sigerr.UnsafeXml as exc:
         raise errors.MalformedRequest(getattr(exc, "reason", str(exc))) from exc
+    return xml, root
+
+
+def check_instant(value: str | None, *, now: float, max_age: int, skew: int) -> float:
+    instant = parse_instant(value)
+    if instant > now + skew or instant < now - max_age - skew:
+        raise errors.StaleRequest(f"IssueInstant {value} outside the allowed window")
+    return instant
+
+
+def read_authn_request(*, binding: str, message: str, raw_query: str | None, registry,
+                       sso_urls: tuple[str, ...], now: float, max_bytes: int,
+                       max_age: int, skew: int) -> tuple[AuthnRequestData, Any]:
+    """Decode and check a request; returns it with the registered portal.
+
+    Raises ``idp.errors.SamlRequestError`` subclasses for anything that means the
+    sender cannot be trusted with an answer.
+    """
+    xml, root = decode_and_parse(binding=binding, message=message, max_bytes=max_bytes)
     if root.tag != AUTHN_REQUEST_TAG:
         raise errors.MalformedRequest(f"not an AuthnRequest: {root.tag}")
     if root.get("Version") != "2.0":
@@ -157,16 +170,16 @@ def read_authn_request(*, binding: str, message: str, raw_query: str | None, reg
     portal = registry.get(issuer)
     if portal is None:
         raise errors.UnknownPortal(f"unknown portal {issuer[:200]!r}")
-    signed = _verify_signature(binding=binding, xml=xml, root=root, raw_query=raw_query, portal=portal)
+    signed = verify_signature(binding=binding, xml=xml, root=root, raw_query=raw_query, portal=portal,
+                              required=bool(portal.metadata.authn_requests_signed
+                                            or portal.policy.require_signed_requests))
     acs_url = resolve_acs(root=root, portal=portal)
     destination = root.get("Destination")
     if destination is not None and destination not in sso_urls:
         raise errors.WrongDestination(f"Destination {destination[:200]!r} is not this identity provider")
     if signed and destination is None:
         raise errors.WrongDestination("a signed request must carry Destination (bindings §3.4.5.2)")
-    instant = parse_instant(root.get("IssueInstant"))
-    if instant > now + skew or instant < now - max_age - skew:
-        raise errors.StaleRequest(f"IssueInstant {root.get('IssueInstant')} outside the allowed window")
+    instant = check_instant(root.get("IssueInstant"), now=now, max_age=max_age, skew=skew)
     policy = root.find("samlp:NameIDPolicy", NS)
     requested = root.find("samlp:RequestedAuthnContext", NS)
     refs = tuple((e.text or "").strip() for e in requested.findall("saml:AuthnContextClassRef", NS)) \

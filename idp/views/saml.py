@@ -36,6 +36,11 @@ def _read_message():
     return BINDING_POST, request.form.get("SAMLRequest"), request.form.get("RelayState"), None
 
 
+def _rejected(exc: errors.SamlRequestError, binding: str) -> None:
+    services().audit.record("saml.rejected", result=exc.code, remote_addr=request.remote_addr,
+                            binding=binding.rsplit(":", 1)[-1], path=request.path, reason=exc.detail[:300])
+
+
 @bp.route("/sso", methods=["GET", "POST"])
 def sso():
     s = services()
@@ -46,8 +51,7 @@ def sso():
         relay_state = check_relay_state(relay_state, max_bytes=int(s.settings.saml("max_relay_state_bytes")))
         saml_request, portal = s.sso.read(binding=binding, message=message, raw_query=raw_query)
     except errors.SamlRequestError as exc:
-        s.audit.record("saml.rejected", result=exc.code, remote_addr=request.remote_addr,
-                       binding=binding.rsplit(":", 1)[-1], reason=exc.detail[:300])
+        _rejected(exc, binding)
         raise
     s.audit.record("saml.request", portal=portal.entity_id, request_id=saml_request.request_id,
                    remote_addr=request.remote_addr, signed=saml_request.signed)
@@ -59,6 +63,25 @@ def sso():
                                    keys=[], min_level=0, lang=None)
         return redirect(url_for("saml.resume", tx=tx.id), code=303)
     return proceed(saml_request, portal, relay_state)
+
+
+@bp.route("/slo", methods=["GET", "POST"])
+def slo():
+    """Portal-initiated single logout: end the session, answer the portal."""
+    s = services()
+    binding, message, relay_state, raw_query = _read_message()
+    try:
+        if not message:
+            raise errors.MalformedRequest("no SAMLRequest")
+        relay_state = check_relay_state(relay_state, max_bytes=int(s.settings.saml("max_relay_state_bytes")))
+        form, url, ended = s.sso.logout(binding=binding, message=message, raw_query=raw_query,
+                                        cookie_sid=session.get("sid"), relay_state=relay_state)
+    except errors.SamlRequestError as exc:
+        _rejected(exc, binding)
+        raise
+    if ended is not None and session.get("sid") == ended.id:
+        session.pop("sid", None)
+    return autopost(form) if form is not None else redirect(url, code=303)
 
 
 @bp.get("/resume")

@@ -1,0 +1,82 @@
+"""Single logout, the portal-initiated half (SAML core §3.7, profiles §4.4).
+
+A ``LogoutRequest`` must be signed (profiles §4.4.4.1); Sésame ends the SSO
+session and answers a signed ``LogoutResponse`` at the portal's own
+``SingleLogoutService``.  Pure logic; the view sends the answer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from saml2 import samlp
+
+from idp import errors
+from idp.saml.authn_request import NS, check_instant, decode_and_parse, verify_signature
+from idp.saml.bindings import BINDING_POST, BINDING_REDIRECT
+from idp.saml.response import NAMEID_ENTITY, STATUS_SUCCESS, instant, new_id
+
+LOGOUT_REQUEST_TAG = f"{{{NS['samlp']}}}LogoutRequest"
+
+
+@dataclass(frozen=True)
+class LogoutRequestData:
+    request_id: str
+    issuer: str
+    nameid: str | None
+    session_index: str | None
+
+
+@dataclass(frozen=True)
+class LogoutAnswer:
+    """Where and how to send the ``LogoutResponse``."""
+
+    binding: str
+    location: str
+
+
+def read_logout_request(*, binding: str, message: str, raw_query: str | None, registry, slo_urls: tuple[str, ...],
+                        now: float, max_bytes: int, max_age: int, skew: int) -> tuple[LogoutRequestData, Any, LogoutAnswer]:
+    xml, root = decode_and_parse(binding=binding, message=message, max_bytes=max_bytes)
+    if root.tag != LOGOUT_REQUEST_TAG or root.get("Version") != "2.0" or not root.get("ID"):
+        raise errors.MalformedRequest("not a SAML 2.0 LogoutRequest")
+    issuer_el = root.find("saml:Issuer", NS)
+    issuer = (issuer_el.text or "").strip() if issuer_el is not None else ""
+    portal = registry.get(issuer) if issuer else None
+    if portal is None:
+        raise errors.UnknownPortal(f"unknown portal {issuer[:200]!r}")
+    verify_signature(binding=binding, xml=xml, root=root, raw_query=raw_query, portal=portal, required=True)
+    destination = root.get("Destination")
+    if destination is None or destination not in slo_urls:
+        raise errors.WrongDestination(f"Destination {str(destination)[:200]!r} is not this identity provider")
+    check_instant(root.get("IssueInstant"), now=now, max_age=max_age, skew=skew)
+    answer = logout_endpoint(portal)
+    if answer is None:
+        raise errors.UnknownConsumer(f"{portal.entity_id} lists no SingleLogoutService")
+    nameid = root.find("saml:NameID", NS)
+    index = root.find("samlp:SessionIndex", NS)
+    return (LogoutRequestData(request_id=root.get("ID"), issuer=issuer,
+                              nameid=nameid.text if nameid is not None else None,
+                              session_index=index.text if index is not None else None), portal, answer)
+
+
+def logout_endpoint(portal) -> LogoutAnswer | None:
+    """The portal's logout endpoint, HTTP-POST preferred (metadata §2.2.2: ResponseLocation first)."""
+    by_binding = {e.binding: e for e in portal.metadata.slo}
+    for binding in (BINDING_POST, BINDING_REDIRECT):
+        endpoint = by_binding.get(binding)
+        if endpoint is not None:
+            return LogoutAnswer(binding, endpoint.response_location or endpoint.location)
+    return None
+
+
+def build_logout_response(*, idp_entity_id: str, destination: str, in_response_to: str, now: float,
+                          status: str = STATUS_SUCCESS) -> tuple[str, bytes]:
+    response_id = new_id()
+    response = samlp.LogoutResponse(
+        id=response_id, version="2.0", issue_instant=instant(now), destination=destination,
+        in_response_to=in_response_to,
+        issuer=samlp.saml.Issuer(text=idp_entity_id, format=NAMEID_ENTITY),
+        status=samlp.Status(status_code=samlp.StatusCode(value=status)),
+    )
+    return response_id, response.to_string()
