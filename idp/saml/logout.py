@@ -50,7 +50,7 @@ def read_logout_request(*, binding: str, message: str, raw_query: str | None, re
     if destination is None or destination not in slo_urls:
         raise errors.WrongDestination(f"Destination {str(destination)[:200]!r} is not this identity provider")
     check_instant(root.get("IssueInstant"), now=now, max_age=max_age, skew=skew)
-    answer = logout_endpoint(portal)
+    answer = logout_endpoint(portal, prefer=binding)
     if answer is None:
         raise errors.UnknownConsumer(f"{portal.entity_id} lists no SingleLogoutService")
     nameid = root.find("saml:NameID", NS)
@@ -60,10 +60,11 @@ def read_logout_request(*, binding: str, message: str, raw_query: str | None, re
                               session_index=index.text if index is not None else None), portal, answer)
 
 
-def logout_endpoint(portal) -> LogoutAnswer | None:
-    """The portal's logout endpoint, HTTP-POST preferred (metadata §2.2.2: ResponseLocation first)."""
+def logout_endpoint(portal, *, prefer: str = BINDING_POST) -> LogoutAnswer | None:
+    """The portal's logout endpoint: the request's binding when the portal has it,
+    else HTTP-POST, else HTTP-Redirect (metadata §2.2.2: ResponseLocation first)."""
     by_binding = {e.binding: e for e in portal.metadata.slo}
-    for binding in (BINDING_POST, BINDING_REDIRECT):
+    for binding in (prefer, BINDING_POST, BINDING_REDIRECT):
         endpoint = by_binding.get(binding)
         if endpoint is not None:
             return LogoutAnswer(binding, endpoint.response_location or endpoint.location)
