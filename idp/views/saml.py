@@ -29,30 +29,36 @@ def metadata():
     return Response(xml, mimetype="application/samlmetadata+xml")
 
 
-def _read_message():
+def _receive(handle):
+    """Read a SAML message from either binding and hand it to ``handle``.
+
+    Anything that makes the sender untrustworthy is audited and re-raised: the
+    error page answers it, never the portal.
+    """
     if request.method == "GET":
-        return (BINDING_REDIRECT, request.args.get("SAMLRequest"), request.args.get("RelayState"),
-                request.query_string.decode("latin-1"))
-    return BINDING_POST, request.form.get("SAMLRequest"), request.form.get("RelayState"), None
-
-
-def _rejected(exc: errors.SamlRequestError, binding: str) -> None:
-    services().audit.record("saml.rejected", result=exc.code, remote_addr=request.remote_addr,
-                            binding=binding.rsplit(":", 1)[-1], path=request.path, reason=exc.detail[:300])
+        binding, message, relay_state = BINDING_REDIRECT, request.args.get("SAMLRequest"), request.args.get("RelayState")
+        raw_query = request.query_string.decode("latin-1")
+    else:
+        binding, message, relay_state = BINDING_POST, request.form.get("SAMLRequest"), request.form.get("RelayState")
+        raw_query = None
+    try:
+        if not message:
+            raise errors.MalformedRequest("no SAMLRequest")
+        relay_state = check_relay_state(relay_state,
+                                        max_bytes=int(services().settings.saml("max_relay_state_bytes")))
+        return binding, relay_state, handle(binding=binding, message=message, raw_query=raw_query,
+                                            relay_state=relay_state)
+    except errors.SamlRequestError as exc:
+        services().audit.record("saml.rejected", result=exc.code, remote_addr=request.remote_addr,
+                                binding=binding.rsplit(":", 1)[-1], path=request.path, reason=exc.detail[:300])
+        raise
 
 
 @bp.route("/sso", methods=["GET", "POST"])
 def sso():
     s = services()
-    binding, message, relay_state, raw_query = _read_message()
-    try:
-        if not message:
-            raise errors.MalformedRequest("no SAMLRequest")
-        relay_state = check_relay_state(relay_state, max_bytes=int(s.settings.saml("max_relay_state_bytes")))
-        saml_request, portal = s.sso.read(binding=binding, message=message, raw_query=raw_query)
-    except errors.SamlRequestError as exc:
-        _rejected(exc, binding)
-        raise
+    binding, relay_state, (saml_request, portal) = _receive(
+        lambda relay_state, **message: s.sso.read(**message))
     s.audit.record("saml.request", portal=portal.entity_id, request_id=saml_request.request_id,
                    remote_addr=request.remote_addr, signed=saml_request.signed)
     cookie_sent = s.settings["session"]["cookie_name"] in request.cookies
@@ -69,16 +75,8 @@ def sso():
 def slo():
     """Portal-initiated single logout: end the session, answer the portal."""
     s = services()
-    binding, message, relay_state, raw_query = _read_message()
-    try:
-        if not message:
-            raise errors.MalformedRequest("no SAMLRequest")
-        relay_state = check_relay_state(relay_state, max_bytes=int(s.settings.saml("max_relay_state_bytes")))
-        form, url, ended = s.sso.logout(binding=binding, message=message, raw_query=raw_query,
-                                        cookie_sid=session.get("sid"), relay_state=relay_state)
-    except errors.SamlRequestError as exc:
-        _rejected(exc, binding)
-        raise
+    _, _, (form, url, ended) = _receive(
+        lambda **message: s.sso.logout(cookie_sid=session.get("sid"), **message))
     if ended is not None and session.get("sid") == ended.id:
         session.pop("sid", None)
     return autopost(form) if form is not None else redirect(url, code=303)
