@@ -25,9 +25,16 @@ class PasswordAdapter(Adapter):
     needs_activation = True
     title_key = "password"
 
+    @property
+    def max_failures(self) -> int:
+        return int(self.settings.get("max_failures", 5))
+
+    @property
+    def block_minutes(self) -> int:
+        return minutes(int(self.settings.get("lockout_seconds", 900)))
+
     def _lockout(self, services) -> Lockout:
-        return Lockout(services.store, "password", int(self.settings.get("max_failures", 5)),
-                       int(self.settings.get("lockout_seconds", 900)))
+        return Lockout(services.store, "password", self.max_failures, int(self.settings.get("lockout_seconds", 900)))
 
     def begin(self, ctx) -> Outcome:
         return Challenge(TEMPLATE)
