@@ -78,6 +78,12 @@ def cmd_db_upgrade(args) -> int:
     return 0
 
 
+def cmd_purge(args) -> int:
+    removed = _services(args).store.purge_expired()
+    print(f"removed {removed} expired state entries")
+    return 0
+
+
 def _policy_args(args, current: dict | None = None) -> dict:
     policy = dict(current or {})
     if args.policy:
@@ -184,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("db-upgrade", help="migrate the database to the latest schema")
     p.set_defaults(func=cmd_db_upgrade)
+
+    p = sub.add_parser("purge", help="remove expired entries of the SQL state store (run from cron)")
+    p.set_defaults(func=cmd_purge)
 
     portal = sub.add_parser("portal", help="register and inspect portals").add_subparsers(dest="action", required=True)
     p = portal.add_parser("add", help="register a portal by its metadata file or URL")
