@@ -160,8 +160,8 @@ def cmd_portal_remove(args) -> int:
 def cmd_user_add(args) -> int:
     services = _services(args)
     password = args.password or os.environ.get("SESAME_NEW_PASSWORD") or getpass.getpass("Password: ")
-    birth = dt.date.fromisoformat(args.birth_date) if args.birth_date else None
     try:
+        birth = dt.date.fromisoformat(args.birth_date) if args.birth_date else None
         person = services.people.create(surname=args.surname, given_name=args.given_name, nrn=args.nrn,
                                         mail=args.mail, birth_date=birth, pref_language=args.lang,
                                         username=args.username, password=password)

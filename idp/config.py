@@ -36,6 +36,28 @@ def _env_value(raw: str) -> Any:
         return raw
 
 
+def _coerce(name: str, raw: str, default: Any) -> Any:
+    """An environment value, read as the type of the setting's default."""
+    if isinstance(default, bool):
+        if raw.strip().lower() in ("true", "false"):
+            return raw.strip().lower() == "true"
+        raise ConfigError(f"{name}: expected true or false, got {raw!r}")
+    if isinstance(default, (int, float)):
+        try:
+            return type(default)(raw.strip())
+        except ValueError:
+            raise ConfigError(f"{name}: expected a number, got {raw!r}") from None
+    if isinstance(default, list):
+        value = _env_value(raw)
+        if not isinstance(value, list):
+            raise ConfigError(f"{name}: expected a TOML list such as [\"a\", \"b\"], got {raw!r}")
+        return value
+    if isinstance(default, str):
+        value = _env_value(raw)  # a quoted TOML string is unquoted; anything else is taken as written
+        return value if isinstance(value, str) else raw
+    return _env_value(raw)
+
+
 def _apply_env(data: dict, environ: Mapping[str, str]) -> None:
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX) or name == "SESAME_CONFIG":
@@ -46,7 +68,7 @@ def _apply_env(data: dict, environ: Mapping[str, str]) -> None:
         section, key = parts
         if key not in data[section]:
             raise ConfigError(f"{name}: no setting [{section}] {key}")
-        data[section][key] = _env_value(raw)
+        data[section][key] = _coerce(name, raw, data[section][key])
 
 
 def load_settings(path: str | os.PathLike | None = None, overrides: Mapping | None = None,

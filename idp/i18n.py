@@ -6,6 +6,8 @@ The chosen language lives in the session cookie and is released as
 """
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 from babel.messages.mofile import write_mo
@@ -23,7 +25,7 @@ def compile_catalogs(directory: Path = TRANSLATIONS) -> None:
             continue
         with po.open("rb") as fh:
             catalog = read_po(fh)
-        tmp = mo.with_suffix(".mo.tmp")
+        tmp = mo.with_suffix(f".mo.{os.getpid()}.{threading.get_ident()}.tmp")
         with tmp.open("wb") as fh:
             write_mo(fh, catalog)
         tmp.replace(mo)

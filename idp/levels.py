@@ -42,7 +42,7 @@ def level_of_context(class_ref: str, key_classes: dict[str, int] | None = None) 
     """The level a context class reference stands for, or None when unknown."""
     if class_ref.startswith(FAS_PREFIX):
         tail = class_ref[len(FAS_PREFIX):]
-        return int(tail) if tail.isdigit() else None
+        return int(tail) if tail.isascii() and tail.isdigit() else None
     if class_ref.startswith(EIDAS_PREFIX):
         return LEVEL_OF_EIDAS.get(class_ref[len(EIDAS_PREFIX):])
     if class_ref == PASSWORD_PROTECTED:
@@ -88,3 +88,13 @@ def requirement_from(class_refs: list[str], comparison: str | None,
     if not levels:
         return None
     return LevelRequirement(comp, levels)
+
+
+def stated_class(level: int, class_refs: list[str] | tuple[str, ...], comparison: str | None) -> str:
+    """The class the response states: for an ``exact`` request, the requested class
+    that the level reached matches (SAML core §3.3.2.2.1); else Sésame's own class."""
+    if (comparison or "exact") == "exact":
+        for ref in class_refs:
+            if level_of_context(ref) == level:
+                return ref
+    return context_class(level)

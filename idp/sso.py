@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from idp import errors
 from idp.attributes import pairwise_id, person_attributes, release
-from idp.levels import context_class, requirement_from
+from idp.levels import requirement_from, stated_class
 from idp.saml.authn_request import NAMEID_FORMATS, NAMEID_UNSPECIFIED, AuthnRequestData, read_authn_request
 from idp.saml.bindings import BINDING_POST, encode_post, encode_redirect
 from idp.saml.logout import build_logout_response, read_logout_request
@@ -110,7 +110,7 @@ class SsoService:
             nameid=nameid, nameid_format=NAMEID_FORMATS[policy.nameid_format],
             attributes=release(available=available, allowed=policy.attributes),
             authn_instant=session.authn_instant, session_index=session.index,
-            context_class=context_class(session.level))
+            context_class=stated_class(session.level, request.context_refs, request.comparison))
         assertion_id = new_id()
         assertion = build_assertion(
             idp_entity_id=self.s.settings.entity_id, sp_entity_id=portal.entity_id, acs_url=request.acs_url,

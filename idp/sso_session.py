@@ -81,12 +81,15 @@ class SsoSessions:
             self.store.delete(INDEX_PREFIX + session.index)
 
     def add_portal(self, session: SsoSession, entity_id: str) -> None:
-        if entity_id in session.portals:
-            return
-        session.portals.append(entity_id)
+        """Record a portal, merged with what other requests of the session recorded."""
+        if entity_id not in session.portals:
+            session.portals.append(entity_id)
+        current = self.get(session.id)
         left = self.store.ttl(PREFIX + session.id)
-        if left:
-            self.store.put(PREFIX + session.id, session.to_mapping(), ttl=left)
+        if current is None or not left or entity_id in current.portals:
+            return
+        session.portals = current.portals + [p for p in session.portals if p not in current.portals]
+        self.store.put(PREFIX + session.id, session.to_mapping(), ttl=left)
 
     def end(self, sid: str | None) -> SsoSession | None:
         session = self.get(sid)

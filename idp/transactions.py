@@ -85,8 +85,11 @@ class Transactions:
         return self.load(tx_id, browser=browser)
 
     def save(self, tx: LoginTransaction) -> None:
-        left = self.store.ttl(PREFIX + tx.id) or self.ttl
-        self.store.put(PREFIX + tx.id, tx.to_mapping(), ttl=max(1, left))
+        """Write back, keeping the TTL; a transaction finished meanwhile stays finished."""
+        left = self.store.ttl(PREFIX + tx.id)
+        if not left:
+            raise LoginExpired("transaction finished or expired meanwhile")
+        self.store.put(PREFIX + tx.id, tx.to_mapping(), ttl=left)
 
     def finish(self, tx: LoginTransaction) -> bool:
         """Single use: True for the first caller only."""

@@ -38,7 +38,8 @@ def choose():
     code = request.args.get("error")
     message = error_message(code) if code in ERRORS else None
     name = (portal.policy.display_name or portal.name) if portal else tx.request.issuer
-    return render_template("login/choose.html", tx=tx, groups=groups, error=message, portal_name=name)
+    return render_template("login/choose.html", tx=tx, groups=groups, error=message,
+                           error_code=code if message else None, portal_name=name)
 
 
 @bp.get("/<key>/")
