@@ -126,6 +126,18 @@ def test_unmeetable_authn_context_answers_no_authn_context(world):
     assert "NoAuthnContext" in type(raised.value).__name__ or "NoAuthnContext" in str(raised.value)
 
 
+def test_exact_eidas_request_is_answered_with_the_requested_class(world):
+    from saml2.saml import AuthnContextClassRef
+    from saml2.samlp import RequestedAuthnContext
+
+    app, _, monespace, _ = world
+    wanted = RequestedAuthnContext(
+        authn_context_class_ref=[AuthnContextClassRef(text="http://eidas.europa.eu/LoA/low")], comparison="exact")
+    _, done = login(app.test_client(), monespace, monespace.request(requested_authn_context=wanted))
+    response = monespace.parse(autopost_fields(done)[1]["SAMLResponse"])
+    assert response.authn_info()[0][0] == "http://eidas.europa.eu/LoA/low"
+
+
 def test_cross_site_post_without_cookie_resumes_by_get(world):
     app, services, _, fse = world
     browser = app.test_client()
