@@ -168,3 +168,32 @@ def audit_events(services):
 
     with services.database.session() as s:
         return list(s.scalars(select(AuditEvent).order_by(AuditEvent.id)))
+
+
+def test_metadata_is_signed_and_loads_in_a_pysaml2_sp(world):
+    from saml2.attribute_converter import ac_factory
+    from saml2.mdstore import MetadataStore
+
+    from keys import verify_xml
+
+    app, services, *_ = world
+    response = app.test_client().get("/saml/metadata")
+    assert response.status_code == 200
+    assert response.mimetype == "application/samlmetadata+xml"
+    root = verify_xml(response.data, certificates=[services.signer.certificate_pem])
+    assert root.get("entityID") == services.settings.entity_id
+    loaded = MetadataStore(ac_factory(), None)
+    loaded.load("inline", str(response.data, "utf-8"))
+    assert loaded.single_sign_on_service(services.settings.entity_id, BINDING_HTTP_REDIRECT)[0]["location"] \
+        == "http://idp.test/saml/sso"
+
+
+def test_chosen_language_is_released_as_pref_language(world):
+    app, _, monespace, _ = world
+    browser = app.test_client()
+    sent = monespace.request()
+    page = follow(browser, send(browser, sent))
+    browser.get("/lang/nl?next=/")
+    response = monespace.parse(autopost_fields(login_with_password(browser, page, username="marie.dupont"))[1]
+                               ["SAMLResponse"])
+    assert response.get_identity()["PrefLanguage"] == ["nl"]
