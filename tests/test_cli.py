@@ -328,3 +328,15 @@ def test_user_add_refuses_a_bad_birth_date(sesame, cfg):
                  "--password", "whatever-1")
     assert refused(run), run
     assert _people(cfg) == 0
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parent.parent / "conf" / "portals").glob("*.toml")),
+                         ids=lambda p: p.name)
+def test_example_policies_in_conf_are_valid(path):
+    import tomllib
+
+    from metadata.policy import policy_from_mapping
+
+    with path.open("rb") as fh:
+        policy = policy_from_mapping(tomllib.load(fh), known_keys=["password"], levels=[100, 200, 300, 400, 500])
+    assert policy.attributes and "surname" in policy.attributes
