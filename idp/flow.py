@@ -33,14 +33,11 @@ def session_language() -> str | None:
     return session.get("lang")
 
 
-def answer(tx: LoginTransaction, portal, sso_session) -> object:
+def answer(tx: LoginTransaction, portal, sso_session, person) -> object:
     """Post the signed response for this transaction, and close it."""
     s = services()
     if not s.transactions.finish(tx):
         raise errors.LoginExpired("transaction already answered")
-    person = s.people.get(sso_session.person_id)
-    if person is None:
-        raise errors.LoginExpired("person of the session no longer exists")
     form = s.sso.respond(request=tx.request, portal=portal, session=sso_session, person=person,
                          lang=session_language() or tx.lang, relay_state=tx.relay_state)
     return autopost(form)
@@ -101,20 +98,15 @@ def login_succeeded(tx: LoginTransaction, result):
     portal = s.registry.get(tx.request.issuer)
     if portal is None:
         raise errors.UnknownPortal("portal removed during login")
-    sso_session = s.sessions.start(previous=session.get("sid"), person_id=result.person_id,
-                                   fedid=_fedid(result.person_id), key=result.key, level=result.level,
-                                   authn_instant=result.authn_instant)
+    person = s.people.get(result.person_id)
+    if person is None:
+        raise errors.LoginExpired("person removed during login")
+    sso_session = s.sessions.start(previous=session.get("sid"), person_id=person.id, fedid=person.fedid,
+                                   key=result.key, level=result.level, authn_instant=result.authn_instant)
     session["sid"] = sso_session.id
     lang = session_language()
     if lang:
         s.people.set_pref_language(result.person_id, lang)
     s.audit.record("login.success", person_fedid=sso_session.fedid, portal=portal.entity_id, key=result.key,
                    level=result.level, request_id=tx.request.request_id, remote_addr=request.remote_addr)
-    return answer(tx, portal, sso_session)
-
-
-def _fedid(person_id: int) -> str:
-    person = services().people.get(person_id)
-    if person is None:
-        raise errors.LoginExpired("person vanished")
-    return person.fedid
+    return answer(tx, portal, sso_session, person)
