@@ -5,7 +5,7 @@ Kept in ``app.extensions["sesame"]``; adapters reach it as ``ctx.services``.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,7 @@ class Services:
     secret_key: bytes
     pairwise_secret: bytes
     sso: Any = None
+    cache: dict = field(default_factory=dict)  # derived values of this instance only (our signed metadata)
 
     @classmethod
     def build(cls, settings: Settings, *, clock=None, migrate: bool = True) -> "Services":

@@ -16,7 +16,6 @@ log = logging.getLogger("sesame.saml")
 bp = Blueprint("saml", __name__, url_prefix="/saml")
 
 
-_metadata_cache: dict[str, tuple[float, bytes]] = {}
 METADATA_REFRESH_SECONDS = 3600
 
 
@@ -25,7 +24,7 @@ def metadata():
     """Our metadata, signed with the signing key; rebuilt at most hourly per process."""
     s = services()
     now = s.clock.now()
-    cached = _metadata_cache.get(s.settings.entity_id)
+    cached = s.cache.get("idp_metadata")
     if cached is None or now - cached[0] > METADATA_REFRESH_SECONDS or now < cached[0]:
         base = s.settings.base_url
         xml = build_idp_metadata(
@@ -34,7 +33,7 @@ def metadata():
             valid_for_seconds=int(s.settings.saml("metadata_valid_days")) * 86400, now=now,
             attribute_names=PROFILE, organization=s.settings.saml("organization"))
         root_id = xml.split(b' ID="', 1)[1].split(b'"', 1)[0].decode()
-        cached = _metadata_cache[s.settings.entity_id] = (now, s.signer.sign_xml(xml, reference_id=root_id))
+        cached = s.cache["idp_metadata"] = (now, s.signer.sign_xml(xml, reference_id=root_id))
     return Response(cached[1], mimetype="application/samlmetadata+xml")
 
 
