@@ -16,6 +16,10 @@ class Audit:
     def __init__(self, database) -> None:
         self.database = database
 
+    def log(self, event: str, **fields: Any) -> None:
+        """A structured log line only, for frequent events that need no row."""
+        log.info(event, extra={"audit": {"event": event, **{k: v for k, v in fields.items() if v is not None}}})
+
     def record(self, event: str, *, result: str = "ok", person_fedid: str | None = None,
                portal: str | None = None, key: str | None = None, level: int | None = None,
                request_id: str | None = None, remote_addr: str | None = None,

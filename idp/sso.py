@@ -97,8 +97,12 @@ class SsoService:
         return xml
 
     def respond(self, *, request: AuthnRequestData, portal, session: SsoSession, person,
-                lang: str | None, relay_state: str | None) -> PostForm:
-        """A signed success response for this portal, with what its policy releases."""
+                lang: str | None, relay_state: str | None, reused: bool = False) -> PostForm:
+        """A signed success response for this portal, with what its policy releases.
+
+        Audited as ``sso.reuse`` when the SSO session answered without a login,
+        else ``saml.response``: one row a response.
+        """
         policy = portal.policy
         now = self.s.clock.now()
         if policy.nameid_format == "persistent":
@@ -120,8 +124,9 @@ class SsoService:
                                           in_response_to=request.request_id, now=now, assertion=assertion)
         xml = self._sign(xml, response_id=response_id, assertion_id=assertion_id, portal=portal)
         self.s.sessions.add_portal(session, portal.entity_id)
-        self.s.audit.record("saml.response", portal=portal.entity_id, person_fedid=person.fedid,
-                            key=session.key, level=session.level, request_id=request.request_id)
+        self.s.audit.record("sso.reuse" if reused else "saml.response", portal=portal.entity_id,
+                            person_fedid=person.fedid, key=session.key, level=session.level,
+                            request_id=request.request_id, signed_request=request.signed)
         return PostForm(request.acs_url, encode_post(xml), relay_state)
 
     def respond_error(self, *, request: AuthnRequestData, portal, error: errors.SesameError,

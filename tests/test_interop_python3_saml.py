@@ -223,8 +223,8 @@ def test_login_round_trip(world, signed):
     assert_accepted(auth)
     assert auth.get_last_authn_contexts() == [FAS100]
     assert auth.get_last_message_id() and auth.get_last_assertion_id()
-    (event,) = [e for e in audit(world.services, "saml.request") if e.portal == SP_ENTITY_ID]
-    assert event.request_id == request_id and event.detail["signed"] is signed
+    (event,) = [e for e in audit(world.services, "saml.response") if e.portal == SP_ENTITY_ID]
+    assert event.request_id == request_id and event.detail["signed_request"] is signed
 
 
 def test_signed_metadata_demands_signed_requests(world):

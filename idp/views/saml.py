@@ -67,8 +67,8 @@ def sso():
     s = services()
     binding, relay_state, (saml_request, portal) = _receive(
         lambda relay_state, **message: s.sso.read(**message))
-    s.audit.record("saml.request", portal=portal.entity_id, request_id=saml_request.request_id,
-                   remote_addr=request.remote_addr, signed=saml_request.signed)
+    s.audit.log("saml.request", portal=portal.entity_id, request_id=saml_request.request_id,
+                remote_addr=request.remote_addr, signed=saml_request.signed)
     cookie_sent = s.settings["session"]["cookie_name"] in request.cookies
     if binding == BINDING_POST and not cookie_sent:
         # A cross-site POST carries no SameSite=Lax cookie: park the request and
@@ -116,10 +116,9 @@ def proceed(saml_request, portal, relay_state):
     if decision.answer_now:
         person = s.people.get(sso_session.person_id)
         if person is not None:
-            s.audit.record("sso.reuse", person_fedid=person.fedid, portal=portal.entity_id,
-                           key=sso_session.key, level=sso_session.level, request_id=saml_request.request_id)
             return autopost(s.sso.respond(request=saml_request, portal=portal, session=sso_session,
-                                          person=person, lang=session_language(), relay_state=relay_state))
+                                          person=person, lang=session_language(), relay_state=relay_state,
+                                          reused=True))
     tx = s.transactions.create(browser=browser_id(), request=saml_request, relay_state=relay_state,
                                keys=decision.keys, min_level=decision.min_level, lang=session_language())
     return redirect(url_for("login.choose", tx=tx.id), code=303)
