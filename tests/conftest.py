@@ -46,3 +46,13 @@ def make_idp(tmp_path, clock):
 @pytest.fixture
 def idp(make_idp):
     return make_idp()
+
+
+@pytest.fixture
+def world(idp, tmp_path):
+    """Sésame with the two demo portals registered, as pysaml2 test SPs:
+    ``(app, services, monespace, fse)`` (tests/saml_sp.py)."""
+    from tests.saml_sp import FSE, MON_ESPACE, TestPortal
+
+    app, services = idp
+    return app, services, TestPortal(services, MON_ESPACE, tmp_path / "sp"), TestPortal(services, FSE, tmp_path / "sp")

@@ -11,15 +11,9 @@ import pytest
 from sqlalchemy import select
 
 from idp.models import AuditEvent
-from tests.saml_sp import FSE, MON_ESPACE, TestPortal, send
+from tests.saml_sp import send
 
 SSO = "/saml/sso"
-
-
-@pytest.fixture
-def world(idp, tmp_path):
-    app, services = idp
-    return app, services, TestPortal(services, MON_ESPACE, tmp_path / "sp"), TestPortal(services, FSE, tmp_path / "sp")
 
 
 def deflate(xml: bytes) -> str:

@@ -1,13 +1,12 @@
 """Portal-initiated single logout, driven by a pysaml2 service provider."""
 from __future__ import annotations
 
-import base64
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 
-from tests.saml_sp import (FSE, MON_ESPACE, TestPortal, autopost_fields, follow, form_action, form_fields,
+from tests.saml_sp import (autopost_fields, follow, form_action, form_fields,
                            login_with_password, send)
 
 RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
@@ -15,10 +14,8 @@ SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
 
 
 @pytest.fixture
-def logged_in(idp, tmp_path):
-    app, services = idp
-    monespace = TestPortal(services, MON_ESPACE, tmp_path / "sp")
-    fse = TestPortal(services, FSE, tmp_path / "sp")
+def logged_in(world):
+    app, services, monespace, fse = world
     browser = app.test_client()
     page = follow(browser, send(browser, monespace.request()))
     _, fields = autopost_fields(login_with_password(browser, page, username="marie.dupont"))

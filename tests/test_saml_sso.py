@@ -7,17 +7,9 @@ import pytest
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from saml2.response import StatusError
 
-from tests.saml_sp import (FSE, MON_ESPACE, TestPortal, autopost_fields, follow, login_with_password, send)
+from tests.saml_sp import (MON_ESPACE, TestPortal, autopost_fields, follow, login_with_password, send)
 
 FAS100 = "urn:be:fedict:iam:fas:citizen:Level100"
-
-
-@pytest.fixture
-def world(idp, tmp_path):
-    app, services = idp
-    monespace = TestPortal(services, MON_ESPACE, tmp_path / "sp")
-    fse = TestPortal(services, FSE, tmp_path / "sp")
-    return app, services, monespace, fse
 
 
 @pytest.fixture
