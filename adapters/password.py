@@ -7,15 +7,10 @@ the same hash verification as a known one.
 """
 from __future__ import annotations
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-
 from adapters.base import Adapter, AuthResult, Challenge, Group, Outcome, Success
 from adapters.lockout import Lockout, minutes
 
 TEMPLATE = "login/password.html"
-_hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("not a password of anyone")
 
 
 class PasswordAdapter(Adapter):
@@ -58,7 +53,8 @@ class PasswordAdapter(Adapter):
             return Challenge(TEMPLATE, {"username": username, "minutes": minutes(left)},
                              error="account_blocked", status=403)
         cred = services.people.credential(key=self.id, username=username)
-        ok = _verify(cred.secret_hash if cred and cred.status == "active" else None, password)
+        hasher = services.people.hasher
+        ok = hasher.verify(cred.secret_hash if cred and cred.status == "active" else None, password)
         if not ok:
             blocked = lockout.failed(username)
             services.audit.record("login.lockout" if blocked else "login.failure",
@@ -68,12 +64,8 @@ class PasswordAdapter(Adapter):
                                  error="account_blocked", status=403)
             return Challenge(TEMPLATE, {"username": username}, error="bad_credentials", status=401)
         lockout.succeeded(username)
+        if hasher.needs_rehash(cred.secret_hash):
+            services.people.renew_secret_hash(cred.id, password)
         return Success(AuthResult(person_id=cred.person_id, key=self.id, level=self.level,
                                   authn_instant=services.clock.now()))
 
-
-def _verify(secret_hash: str | None, password: str) -> bool:
-    try:
-        return _hasher.verify(secret_hash or _DUMMY_HASH, password) and secret_hash is not None
-    except (VerificationError, InvalidHashError):
-        return False

@@ -3,16 +3,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from argon2 import PasswordHasher
 from sqlalchemy import select
 
+from idp.hashing import SecretHasher
 from idp.models import Credential, Person
-
-_hasher = PasswordHasher()
-
-
-def hash_secret(secret: str) -> str:
-    return _hasher.hash(secret)
 
 
 def check_nrn(nrn: str) -> bool:
@@ -24,8 +18,9 @@ def check_nrn(nrn: str) -> bool:
 
 
 class People:
-    def __init__(self, database) -> None:
+    def __init__(self, database, hasher: SecretHasher | None = None) -> None:
         self.database = database
+        self.hasher = hasher or SecretHasher()
 
     def get(self, person_id: int) -> Person | None:
         with self.database.session() as s:
@@ -56,11 +51,18 @@ class People:
             s.add(person)
             if username and password:
                 person.credentials.append(Credential(
-                    key="password", username=username, secret_hash=hash_secret(password), status="active",
+                    key="password", username=username, secret_hash=self.hasher.hash(password), status="active",
                     activated_at=dt.datetime.now(dt.timezone.utc)))
             s.flush()
             s.expunge_all()
             return person
+
+    def renew_secret_hash(self, credential_id: int, secret: str) -> None:
+        """Re-hash with the current cost parameters (after a successful check)."""
+        with self.database.session() as s:
+            cred = s.get(Credential, credential_id)
+            if cred is not None:
+                cred.secret_hash = self.hasher.hash(secret)
 
     def set_pref_language(self, person_id: int, lang: str) -> None:
         with self.database.session() as s:

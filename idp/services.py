@@ -15,6 +15,7 @@ from idp.clock import Clock
 from idp.config import Settings
 from idp.db import Database
 from idp.errors import ConfigError
+from idp.hashing import hasher_from
 from idp.people import People
 from idp.sso_session import SsoSessions
 from idp.sso import SsoService
@@ -82,7 +83,7 @@ class Services:
         session_conf = settings["session"]
         services = cls(
             settings=settings, clock=clock, database=database, store=store, registry=registry,
-            signer=make_signer(settings), adapters=adapters, audit=Audit(database), people=People(database),
+            signer=make_signer(settings), adapters=adapters, audit=Audit(database), people=People(database, hasher_from(settings["hashing"])),
             sessions=SsoSessions(store, lifetime=int(session_conf["lifetime_seconds"]), clock=clock),
             transactions=Transactions(store, ttl=int(session_conf["transaction_ttl_seconds"])),
             secret_key=_secret(settings, "secret_key", settings["server"]["secret_key"]),

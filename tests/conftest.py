@@ -19,6 +19,8 @@ def idp_settings(tmp_path, *, base_url="http://idp.test", store="sql", database=
         "database": {"url": database},
         "store": {"url": store},
         "log": {"format": "text", "level": "INFO"},
+        # Real Argon2id, at a test-suite cost (configuration, not a back door).
+        "hashing": {"argon2_time_cost": 1, "argon2_memory_kib": 8192, "argon2_parallelism": 1},
     }
     for name, values in sections.items():
         overrides.setdefault(name, {}).update(values)

@@ -23,14 +23,14 @@ from idp import create_app
 from idp.clock import FrozenClock
 from idp.config import load_settings
 from idp.models import AuditEvent, Credential, Person
-from idp.people import hash_secret
+from idp.hashing import SecretHasher
 from idp.services import Services
 from tests.conftest import idp_settings
 from tests.saml_sp import MON_ESPACE, TestPortal, follow, form_action, form_fields, send
 
 PASSWORD = "Sesame-Secret-7x9!"
 WRONG = "Wrong-Guess-Q3z#"
-_HASH = hash_secret(PASSWORD)  # one Argon2 hash for every citizen of this module (it is the slow part)
+_HASH = SecretHasher().hash(PASSWORD)  # one Argon2 hash for every citizen of this module (it is the slow part)
 
 # A request may be up to an hour old: the IdP clock is moved past the 15-minute block
 # while pysaml2 stamps requests with the wall clock.
@@ -436,3 +436,22 @@ def test_session_id_changes_at_every_login(world):
     current = world.services.sessions.get(second)
     assert current.fedid == _fedid(world.services, username)
     assert world.portal.entity_id in current.portals  # kept across the new id, for logout
+
+
+def test_hash_is_renewed_at_login_when_the_cost_parameters_change(tmp_path):
+    """An operator raises or lowers [hashing]: each account's hash follows at its next login."""
+    from tests.saml_sp import autopost_fields, login_with_password
+
+    cheap = {"argon2_time_cost": 1, "argon2_memory_kib": 8192, "argon2_parallelism": 1}
+    services = Services.build(idp_settings(tmp_path, hashing=cheap), clock=FrozenClock())
+    services.people.create(surname="Dupont", given_name="Marie", username="marie", password=PASSWORD)
+    before = services.people.credential(key="password", username="marie").secret_hash
+    assert "m=8192,t=1,p=1" in before
+    stronger = Services.build(idp_settings(tmp_path, hashing={**cheap, "argon2_time_cost": 2}), clock=FrozenClock())
+    app = create_app(services=stronger)
+    portal = TestPortal(stronger, MON_ESPACE, tmp_path / "sp")
+    browser = app.test_client()
+    page = follow(browser, send(browser, portal.request()))
+    autopost_fields(login_with_password(browser, page, username="marie", password=PASSWORD))
+    after = stronger.people.credential(key="password", username="marie").secret_hash
+    assert "m=8192,t=2,p=1" in after and after != before
