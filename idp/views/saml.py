@@ -4,13 +4,14 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Response, redirect, request, session, url_for
+from lxml import etree
 
 from idp import errors
-from idp.flow import answer_error, autopost, services, session_language
+from idp.attributes import PROFILE
+from idp.flow import autopost, services, session_language
 from idp.saml.bindings import BINDING_POST, BINDING_REDIRECT, check_relay_state
 from idp.web import browser_id
 from metadata.idp_metadata import build_idp_metadata
-from idp.attributes import PROFILE
 
 log = logging.getLogger("sesame.saml")
 bp = Blueprint("saml", __name__, url_prefix="/saml")
@@ -32,7 +33,7 @@ def metadata():
             signing_cert_b64=s.signer.certificate_b64(),
             valid_for_seconds=int(s.settings.saml("metadata_valid_days")) * 86400, now=now,
             attribute_names=PROFILE, organization=s.settings.saml("organization"))
-        root_id = xml.split(b' ID="', 1)[1].split(b'"', 1)[0].decode()
+        root_id = etree.fromstring(xml).get("ID")  # our own document, just built
         cached = s.cache["idp_metadata"] = (now, s.signer.sign_xml(xml, reference_id=root_id))
     return Response(cached[1], mimetype="application/samlmetadata+xml")
 
@@ -94,7 +95,8 @@ def slo():
 def resume():
     s = services()
     tx = s.transactions.claim(request.args.get("tx"), browser=browser_id())
-    s.transactions.finish(tx)
+    if not s.transactions.finish(tx):
+        raise errors.LoginExpired("parked request already resumed")
     portal = s.registry.get(tx.request.issuer)
     if portal is None:
         raise errors.UnknownPortal("portal removed")
@@ -123,5 +125,3 @@ def proceed(saml_request, portal, relay_state):
                                keys=decision.keys, min_level=decision.min_level, lang=session_language())
     return redirect(url_for("login.choose", tx=tx.id), code=303)
 
-
-__all__ = ["bp", "answer_error"]
