@@ -137,6 +137,8 @@ def test_cross_site_post_without_cookie_resumes_by_get(world):
     assert first.status_code == 303 and "/saml/resume?tx=" in first.headers["Location"]
     page = follow(browser, first)
     assert "login/password" in page.get_data(as_text=True)
+    again = browser.get(first.headers["Location"])  # the parked request resumes once
+    assert again.status_code == 400 and 'data-code="login_expired"' in again.get_data(as_text=True)
 
 
 def test_cancel_answers_authn_failed(world):
