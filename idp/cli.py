@@ -32,7 +32,9 @@ def cmd_serve(args) -> int:
 
     Services.build(_settings(args))  # migrate and generate keys once, before the workers fork
     argv = [sys.executable, "-m", "gunicorn", "--bind", args.bind, "--workers", str(args.workers),
-            "--threads", str(args.threads), "--access-logfile", "-", "idp:create_app()"]
+            "--threads", str(args.threads), "--access-logfile", "-",
+            "--limit-request-line", "8190",  # signed HTTP-Redirect requests can be long
+            "idp:create_app()"]
     os.execv(sys.executable, argv)
     return 0  # not reached
 

@@ -6,7 +6,7 @@ import secrets
 
 from flask_wtf.csrf import CSRFError
 from flask import g, render_template, request, session
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from idp import errors
@@ -60,6 +60,15 @@ def init_web(app, settings) -> None:
     def csrf_error(error: CSRFError):
         log.info("csrf refused on %s: %s", request.path, error.description)
         return render_error(errors.CsrfFailed(str(error.description)))
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(error: RequestEntityTooLarge):
+        """A body over MAX_CONTENT_LENGTH: refused before it is read, audited like any bad message."""
+        code = "malformed_request" if request.path.startswith("/saml/") else "error"
+        app.extensions["sesame"].audit.record("saml.rejected" if code != "error" else "http.rejected",
+                                              result="message_too_large", remote_addr=request.remote_addr,
+                                              path=request.path)
+        return render_template("error.html", code=code, message=error_message(code)), 413
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

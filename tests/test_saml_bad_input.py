@@ -180,3 +180,13 @@ def test_relay_state_is_escaped_in_autopost(world):
     body = done.get_data(as_text=True)
     assert "<script>alert(1)</script>" not in body
     assert autopost_fields(done)[1]["RelayState"] == '"><script>alert(1)</script>'
+
+
+def test_body_over_the_limit_is_refused_before_reading(world):
+    app, services, *_ = world
+    r = app.test_client().post(SSO, data={"SAMLRequest": "A" * 1_000_000})
+    body = r.get_data(as_text=True)
+    assert r.status_code == 413 and 'data-code="malformed_request"' in body and "Traceback" not in body
+    with services.database.session() as s:
+        events = list(s.scalars(select(AuditEvent).where(AuditEvent.event == "saml.rejected")))
+    assert events[-1].result == "message_too_large"
