@@ -18,6 +18,7 @@ from idp.errors import ConfigError
 from idp.hashing import hasher_from
 from idp.people import People
 from idp.sso_session import SsoSessions
+from idp.single_logout import SingleLogout
 from idp.sso import SsoService
 from idp.store import make_store
 from idp.transactions import Transactions
@@ -66,6 +67,7 @@ class Services:
     secret_key: bytes
     pairwise_secret: bytes
     sso: Any = None
+    logout: Any = None
     cache: dict = field(default_factory=dict)  # derived values of this instance only (our signed metadata)
 
     @classmethod
@@ -90,4 +92,5 @@ class Services:
             pairwise_secret=_secret(settings, "pairwise_secret"),
         )
         services.sso = SsoService(services)
+        services.logout = SingleLogout(services)
         return services

@@ -10,8 +10,7 @@ from idp import errors
 from idp.attributes import pairwise_id, person_attributes, release
 from idp.levels import requirement_from, stated_class
 from idp.saml.authn_request import NAMEID_FORMATS, NAMEID_UNSPECIFIED, AuthnRequestData, read_authn_request
-from idp.saml.bindings import BINDING_POST, encode_post, encode_redirect
-from idp.saml.logout import build_logout_response, read_logout_request
+from idp.saml.bindings import encode_post
 from idp.saml.response import AssertionFacts, build_assertion, build_response, new_id
 from idp.sso_session import SsoSession
 
@@ -23,8 +22,9 @@ class PostForm:
     """What the browser posts to the portal (SAML bindings §3.5)."""
 
     action: str
-    saml_response: str
+    message: str
     relay_state: str | None
+    field: str = "SAMLResponse"  # or "SAMLRequest"
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,6 @@ class SsoService:
         self.skew = int(saml["clock_skew_seconds"])
         self.lifetime = int(saml["assertion_lifetime_seconds"])
         self.sso_urls = (f"{services.settings.base_url}/saml/sso",)
-        self.slo_urls = (f"{services.settings.base_url}/saml/slo",)
 
     # --- requests -------------------------------------------------------------
     def read(self, *, binding: str, message: str, raw_query: str | None) -> tuple[AuthnRequestData, object]:
@@ -123,7 +122,7 @@ class SsoService:
         response_id, xml = build_response(idp_entity_id=self.s.settings.entity_id, acs_url=request.acs_url,
                                           in_response_to=request.request_id, now=now, assertion=assertion)
         xml = self._sign(xml, response_id=response_id, assertion_id=assertion_id, portal=portal)
-        self.s.sessions.add_portal(session, portal.entity_id)
+        self.s.sessions.add_portal(session, portal.entity_id, subject=(nameid, facts.nameid_format))
         self.s.audit.record("sso.reuse" if reused else "saml.response", portal=portal.entity_id,
                             person_fedid=person.fedid, key=session.key, level=session.level,
                             request_id=request.request_id, signed_request=request.signed)
@@ -140,39 +139,3 @@ class SsoService:
         self.s.audit.record("saml.response", result=error.code, portal=portal.entity_id,
                             request_id=request.request_id)
         return PostForm(request.acs_url, encode_post(xml), relay_state)
-
-    # --- single logout (portal-initiated) --------------------------------------
-    def logout(self, *, binding: str, message: str, raw_query: str | None, cookie_sid: str | None,
-               relay_state: str | None):
-        """End the session a signed ``LogoutRequest`` names; returns how to answer.
-
-        The session is the browser's (cookie) or, when a cross-site POST carried no
-        cookie, the one whose ``SessionIndex`` the portal sends, if that portal took
-        part in it.  Returns ``(PostForm | None, redirect URL | None, ended session)``.
-        """
-        now = self.s.clock.now()
-        request, portal, answer = read_logout_request(
-            binding=binding, message=message, raw_query=raw_query, registry=self.s.registry,
-            slo_urls=self.slo_urls, now=now, max_bytes=self.max_bytes, max_age=self.max_age, skew=self.skew)
-        if not self.s.store.add(f"seen:{request.issuer}:{request.request_id}", 1, ttl=self.max_age + 2 * self.skew):
-            raise errors.ReplayedRequest(f"request ID {request.request_id[:80]} seen before")
-        session = self.s.sessions.get(cookie_sid) or self.s.sessions.by_index(request.session_index)
-        ended = None
-        if session is not None and portal.entity_id in session.portals:
-            ended = self.s.sessions.end(session.id)
-        self.s.audit.record("logout", person_fedid=ended.fedid if ended else None, portal=portal.entity_id,
-                            request_id=request.request_id, result="ok" if ended else "no_session")
-        response_id, xml = build_logout_response(idp_entity_id=self.s.settings.entity_id,
-                                                 destination=answer.location, in_response_to=request.request_id,
-                                                 now=now)
-        if answer.binding == BINDING_POST:
-            xml = self.s.signer.sign_xml(xml, reference_id=response_id)
-            return PostForm(answer.location, encode_post(xml), relay_state), None, ended
-        from keys.redirect import sign_query
-
-        params = [("SAMLResponse", encode_redirect(xml))]
-        if relay_state:
-            params.append(("RelayState", relay_state))
-        params.append(("SigAlg", self.s.signer.default_algorithm))
-        sep = "&" if "?" in answer.location else "?"
-        return None, f"{answer.location}{sep}{sign_query(params=params, signer=self.s.signer)}", ended

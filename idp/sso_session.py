@@ -26,6 +26,8 @@ class SsoSession:
     created: float
     index: str = ""  # the SessionIndex portals see; never the session id itself
     portals: list[str] = field(default_factory=list)
+    # entity ID -> [NameID, NameID format] last sent to that portal, for its LogoutRequest
+    subjects: dict[str, list[str]] = field(default_factory=dict)
 
     def satisfies(self, *, keys: list[str], min_level: int, requirement) -> bool:
         """Whether this session may answer a portal without a new login."""
@@ -80,15 +82,21 @@ class SsoSessions:
         if session.index:
             self.store.delete(INDEX_PREFIX + session.index)
 
-    def add_portal(self, session: SsoSession, entity_id: str) -> None:
-        """Record a portal, merged with what other requests of the session recorded."""
+    def add_portal(self, session: SsoSession, entity_id: str, subject: tuple[str, str] | None = None) -> None:
+        """Record a portal (and the NameID it was sent), merged with what other
+        requests of the same session recorded meanwhile."""
         if entity_id not in session.portals:
             session.portals.append(entity_id)
+        if subject is not None:
+            session.subjects[entity_id] = list(subject)
         current = self.get(session.id)
         left = self.store.ttl(PREFIX + session.id)
-        if current is None or not left or entity_id in current.portals:
+        if current is None or not left:
+            return
+        if entity_id in current.portals and (subject is None or current.subjects.get(entity_id) == list(subject)):
             return
         session.portals = current.portals + [p for p in session.portals if p not in current.portals]
+        session.subjects = {**current.subjects, **({entity_id: list(subject)} if subject else {})}
         self.store.put(PREFIX + session.id, session.to_mapping(), ttl=left)
 
     def end(self, sid: str | None) -> SsoSession | None:

@@ -147,6 +147,17 @@ def create_portal_app(spec: PortalSpec, config: SPConfig, *, idp_entity_id: str)
     @app.route("/slo", methods=["GET", "POST"])
     def slo():
         binding = BINDING_HTTP_REDIRECT if request.method == "GET" else BINDING_HTTP_POST
+        if request.values.get("SAMLRequest"):  # Sésame logs the citizen out of this portal too
+            from saml2.ident import decode
+
+            subject = (session.pop("user", None) or {}).get("subject")
+            http_args = client.handle_logout_request(
+                request.values["SAMLRequest"], decode(subject) if subject else None, binding, sign=True,
+                sign_alg=RSA_SHA256, digest_alg=SHA256, relay_state=request.values.get("RelayState"),
+                sigalg=request.args.get("SigAlg"), signature=request.args.get("Signature"))
+            if http_args.get("method") == "GET" or "headers" in http_args and not http_args.get("data"):
+                return redirect(dict(http_args["headers"])["Location"], code=303)
+            return http_args["data"], 200, {"Content-Type": "text/html; charset=utf-8"}
         message = request.values.get("SAMLResponse")
         if not message:
             abort(400)

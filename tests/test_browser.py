@@ -140,3 +140,29 @@ def test_wrong_password_error_then_dutch(demo, context, tmp_path):
         dutch = page.locator("main").inner_text()
         assert dutch != french
         assert PASSWORD_TITLE_FR not in dutch
+
+
+def test_logout_at_one_portal_logs_out_of_the_other(demo, context):
+    from playwright.sync_api import expect
+
+    page = context.new_page()
+    open_password_form(demo, page)
+    page.fill("#username", "jan.peeters")
+    page.fill("#password", DEMO_PASSWORD)
+    page.click("#submit")
+    monespace, fse = demo.portal_url("monespace"), demo.portal_url("fse")
+    page.wait_for_url(f"{monespace}/")
+    page.goto(fse + "/")
+    page.click("#login")
+    page.wait_for_url(f"{fse}/")
+    expect(page.locator("#welcome")).to_have_text("Bienvenue, Jan Peeters")
+
+    page.goto(monespace + "/")
+    seen = record_urls(page)
+    page.click("text=Se déconnecter du portail")  # Mon Espace → Sésame → FSE 21-27 → Sésame → Mon Espace
+    page.wait_for_url(f"{monespace}/?logout=ok")
+    assert any(url.startswith(f"{fse}/slo") for url in seen), seen
+    page.goto(fse + "/")
+    expect(page.locator("#login")).to_be_visible()  # FSE's own session ended too
+    page.click("#login")
+    page.wait_for_url(f"{demo.idp_url}/login/?*")  # and Sésame asks for a key again

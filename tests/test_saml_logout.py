@@ -1,6 +1,7 @@
 """Portal-initiated single logout, driven by a pysaml2 service provider."""
 from __future__ import annotations
 
+import base64
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -84,4 +85,105 @@ def test_logout_request_from_portal_outside_the_session_ends_nothing(logged_in):
     answer = other_browser.post(urlsplit(form_action(page)).path, data=form_fields(page))
     assert autopost_fields(answer)[0] == "http://localhost:18082/slo"
     # Marie's session in her own browser is untouched
+    assert autopost_fields(send(browser, fse.request()))[0] == "http://localhost:18082/acs"
+
+
+# --- logout across the portals of the session ------------------------------------
+def _sso_to(browser, portal):
+    """A second portal joins the session (no login page)."""
+    action, fields = autopost_fields(send(browser, portal.request()))
+    return portal.parse(fields["SAMLResponse"])
+
+
+def _portal_answers(browser, portal, hop, *, name_id):
+    """The browser reaches ``portal``'s logout endpoint; pysaml2 answers; back to Sésame."""
+    assert hop.status_code == 303, hop.get_data(as_text=True)[:300]
+    url = urlsplit(hop.headers["Location"])
+    assert f"{url.scheme}://{url.netloc}{url.path}" == f"{portal.spec.base_url}/slo"
+    query = parse_qs(url.query)
+    request_xml = portal.client.parse_logout_request(query["SAMLRequest"][0], BINDING_HTTP_REDIRECT,
+                                                     sigalg=query["SigAlg"][0], signature=query["Signature"][0])
+    assert request_xml.message.name_id.text == name_id.text  # the NameID that portal was given
+    http_args = portal.client.handle_logout_request(
+        query["SAMLRequest"][0], name_id, BINDING_HTTP_REDIRECT, sign=True, sign_alg=RSA_SHA256,
+        digest_alg=SHA256, sigalg=query["SigAlg"][0], signature=query["Signature"][0])
+    return _back_to_sesame(browser, http_args)
+
+
+def _back_to_sesame(browser, http_args):
+    """The portal's LogoutResponse reaches Sésame, which sends the browser on (303 to /saml/slo/next)."""
+    back = urlsplit(dict(http_args["headers"])["Location"])
+    received = browser.get(f"{back.path}?{back.query}")
+    assert received.status_code == 303 and "/saml/slo/next?run=" in received.headers["Location"]
+    return browser.get(urlsplit(received.headers["Location"]).path + "?" + urlsplit(received.headers["Location"]).query)
+
+
+def test_portal_logout_reaches_every_other_portal_then_answers(logged_in):
+    app, services, browser, monespace, fse, response = logged_in
+    fse_identity = _sso_to(browser, fse)
+    http_args = monespace.client.do_logout(
+        response.name_id, [services.settings.entity_id], "", None, sign=True, sign_alg=RSA_SHA256,
+        digest_alg=SHA256, expected_binding=BINDING_HTTP_REDIRECT)[services.settings.entity_id][1]
+    location = urlsplit(dict(http_args["headers"])["Location"])
+    hop = browser.get(f"{location.path}?{location.query}")  # to Sésame; on to FSE 21-27
+    final = _portal_answers(browser, fse, hop, name_id=fse_identity.name_id)
+    url = urlsplit(final.headers["Location"])
+    assert f"{url.scheme}://{url.netloc}{url.path}" == "http://localhost:18081/slo"
+    answer = monespace.client.parse_logout_request_response(parse_qs(url.query)["SAMLResponse"][0],
+                                                            BINDING_HTTP_REDIRECT)
+    assert answer.status_ok()
+    assert "login/password" in follow(browser, send(browser, fse.request())).get_data(as_text=True)
+
+
+def test_citizen_logout_on_sesame_reaches_every_portal(logged_in):
+    import re
+
+    app, services, browser, monespace, fse, response = logged_in
+    fse_identity = _sso_to(browser, fse)
+    home = browser.get("/").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', home)[1]
+    hop = browser.post("/logout", data={"csrf_token": token})
+    hop = _portal_answers(browser, monespace, hop, name_id=response.name_id)
+    done = _portal_answers(browser, fse, hop, name_id=fse_identity.name_id)
+    assert done.status_code == 200 and 'id="logged-out"' in done.get_data(as_text=True)
+    assert "login/password" in follow(browser, send(browser, monespace.request())).get_data(as_text=True)
+
+
+def test_portal_that_refuses_makes_the_logout_partial(logged_in):
+    from saml2.saml import NameID
+
+    app, services, browser, monespace, fse, response = logged_in
+    _sso_to(browser, fse)
+    http_args = monespace.client.do_logout(
+        response.name_id, [services.settings.entity_id], "", None, sign=True, sign_alg=RSA_SHA256,
+        digest_alg=SHA256, expected_binding=BINDING_HTTP_REDIRECT)[services.settings.entity_id][1]
+    location = urlsplit(dict(http_args["headers"])["Location"])
+    hop = browser.get(f"{location.path}?{location.query}")
+    stranger = NameID(text="someone-else", format="urn:oasis:names:tc:SAML:2.0:nameid-format:transient")
+    url = urlsplit(hop.headers["Location"])
+    query = parse_qs(url.query)
+    http_args = fse.client.handle_logout_request(  # FSE does not know that user: "Wrong user"
+        query["SAMLRequest"][0], stranger, BINDING_HTTP_REDIRECT, sign=True, sign_alg=RSA_SHA256,
+        digest_alg=SHA256, sigalg=query["SigAlg"][0], signature=query["Signature"][0])
+    final = _back_to_sesame(browser, http_args)
+    answer = monespace.client.parse_logout_request_response(
+        parse_qs(urlsplit(final.headers["Location"]).query)["SAMLResponse"][0], BINDING_HTTP_REDIRECT)
+    # SAML core §3.7.3.2: one portal did not log out: PartialLogout
+    assert answer.response.status.status_code.status_code.value == \
+        "urn:oasis:names:tc:SAML:2.0:status:PartialLogout"
+
+
+def test_logout_response_to_no_request_of_ours_is_refused(logged_in):
+    from saml2.saml import Issuer
+    from saml2.samlp import LogoutRequest
+
+    app, services, browser, monespace, fse, response = logged_in
+    never_sent = LogoutRequest(id="_never_sent", version="2.0", issue_instant="2026-01-01T00:00:00Z",
+                               issuer=Issuer(text=services.settings.entity_id))
+    stray = monespace.client.create_logout_response(never_sent, [BINDING_HTTP_POST], sign=True,
+                                                    sign_alg=RSA_SHA256, digest_alg=SHA256)
+    assert 'Destination="http://idp.test/saml/slo"' in str(stray)
+    answer = browser.post("/saml/slo", data={"SAMLResponse": base64.b64encode(str(stray).encode()).decode()})
+    assert answer.status_code == 400 and 'data-code="malformed_request"' in answer.get_data(as_text=True)
+    # Marie's session is untouched
     assert autopost_fields(send(browser, fse.request()))[0] == "http://localhost:18082/acs"

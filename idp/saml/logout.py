@@ -17,6 +17,8 @@ from idp.saml.bindings import BINDING_POST, BINDING_REDIRECT
 from idp.saml.response import NAMEID_ENTITY, STATUS_SUCCESS, instant, new_id
 
 LOGOUT_REQUEST_TAG = f"{{{NS['samlp']}}}LogoutRequest"
+LOGOUT_RESPONSE_TAG = f"{{{NS['samlp']}}}LogoutResponse"
+STATUS_PARTIAL_LOGOUT = "urn:oasis:names:tc:SAML:2.0:status:PartialLogout"
 
 
 @dataclass(frozen=True)
@@ -35,16 +37,21 @@ class LogoutAnswer:
     location: str
 
 
-def read_logout_request(*, binding: str, message: str, raw_query: str | None, registry, slo_urls: tuple[str, ...],
-                        now: float, max_bytes: int, max_age: int, skew: int) -> tuple[LogoutRequestData, Any, LogoutAnswer]:
-    xml, root = decode_and_parse(binding=binding, message=message, max_bytes=max_bytes)
-    if root.tag != LOGOUT_REQUEST_TAG or root.get("Version") != "2.0" or not root.get("ID"):
-        raise errors.MalformedRequest("not a SAML 2.0 LogoutRequest")
+def _issuer_portal(root, registry):
     issuer_el = root.find("saml:Issuer", NS)
     issuer = (issuer_el.text or "").strip() if issuer_el is not None else ""
     portal = registry.get(issuer) if issuer else None
     if portal is None:
         raise errors.UnknownPortal(f"unknown portal {issuer[:200]!r}")
+    return issuer, portal
+
+
+def read_logout_request(*, binding: str, message: str, raw_query: str | None, registry, slo_urls: tuple[str, ...],
+                        now: float, max_bytes: int, max_age: int, skew: int) -> tuple[LogoutRequestData, Any, LogoutAnswer]:
+    xml, root = decode_and_parse(binding=binding, message=message, max_bytes=max_bytes)
+    if root.tag != LOGOUT_REQUEST_TAG or root.get("Version") != "2.0" or not root.get("ID"):
+        raise errors.MalformedRequest("not a SAML 2.0 LogoutRequest")
+    issuer, portal = _issuer_portal(root, registry)
     verify_signature(binding=binding, xml=xml, root=root, raw_query=raw_query, portal=portal, required=True)
     destination = root.get("Destination")
     if destination is None or destination not in slo_urls:
@@ -72,12 +79,54 @@ def logout_endpoint(portal, *, prefer: str = BINDING_POST) -> LogoutAnswer | Non
 
 
 def build_logout_response(*, idp_entity_id: str, destination: str, in_response_to: str, now: float,
-                          status: str = STATUS_SUCCESS) -> tuple[str, bytes]:
+                          status: str = STATUS_SUCCESS, sub_status: str | None = None) -> tuple[str, bytes]:
+    """``sub_status`` PartialLogout under Success when a participant was not logged out
+    (SAML core §3.2.2.2, §3.7.3.2)."""
     response_id = new_id()
     response = samlp.LogoutResponse(
         id=response_id, version="2.0", issue_instant=instant(now), destination=destination,
         in_response_to=in_response_to,
         issuer=samlp.saml.Issuer(text=idp_entity_id, format=NAMEID_ENTITY),
-        status=samlp.Status(status_code=samlp.StatusCode(value=status)),
+        status=samlp.Status(status_code=samlp.StatusCode(
+            value=status, status_code=samlp.StatusCode(value=sub_status) if sub_status else None)),
     )
     return response_id, response.to_string()
+
+
+@dataclass(frozen=True)
+class LogoutResponseData:
+    in_response_to: str
+    issuer: str
+    success: bool
+
+
+def read_logout_response(*, binding: str, message: str, raw_query: str | None, registry,
+                         slo_urls: tuple[str, ...], now: float, max_bytes: int, max_age: int,
+                         skew: int) -> LogoutResponseData:
+    """A portal's answer to our ``LogoutRequest``: signed (profiles §4.4.4.2), for us."""
+    xml, root = decode_and_parse(binding=binding, message=message, max_bytes=max_bytes)
+    if root.tag != LOGOUT_RESPONSE_TAG or root.get("Version") != "2.0" or not root.get("InResponseTo"):
+        raise errors.MalformedRequest("not a SAML 2.0 LogoutResponse to a request")
+    issuer, portal = _issuer_portal(root, registry)
+    verify_signature(binding=binding, xml=xml, root=root, raw_query=raw_query, portal=portal, required=True)
+    if root.get("Destination") not in slo_urls:
+        raise errors.WrongDestination("LogoutResponse Destination is not this identity provider")
+    check_instant(root.get("IssueInstant"), now=now, max_age=max_age, skew=skew)
+    code = root.find("samlp:Status/samlp:StatusCode", NS)
+    return LogoutResponseData(in_response_to=root.get("InResponseTo"), issuer=issuer,
+                              success=code is not None and code.get("Value") == STATUS_SUCCESS)
+
+
+def build_logout_request(*, idp_entity_id: str, destination: str, sp_entity_id: str, nameid: str,
+                         nameid_format: str, session_index: str, now: float, lifetime: int) -> tuple[str, bytes]:
+    """Sésame's ``LogoutRequest`` to one portal of the session (SAML core §3.7.1)."""
+    request_id = new_id()
+    request = samlp.LogoutRequest(
+        id=request_id, version="2.0", issue_instant=instant(now), destination=destination,
+        not_on_or_after=instant(now + lifetime),
+        issuer=samlp.saml.Issuer(text=idp_entity_id, format=NAMEID_ENTITY),
+        name_id=samlp.saml.NameID(text=nameid, format=nameid_format, sp_name_qualifier=sp_entity_id,
+                                  name_qualifier=idp_entity_id),
+        session_index=[samlp.SessionIndex(text=session_index)],
+    )
+    return request_id, request.to_string()

@@ -33,12 +33,13 @@ def language(code: str):
 
 @bp.post("/logout")
 def logout():
-    s = services()
-    ended = s.sessions.end(session.pop("sid", None))
-    if ended is not None:
-        s.audit.record("logout", person_fedid=ended.fedid, key=ended.key, level=ended.level,
-                       portals=ended.portals)
-    return redirect("/", code=303)
+    """The citizen logs out on Sésame: every portal of the session is told."""
+    from idp.views.saml import logout_step
+
+    run_id = services().logout.from_citizen(sid=session.pop("sid", None))
+    if run_id is None:
+        return redirect("/", code=303)
+    return logout_step(run_id)
 
 
 @bp.get("/healthz")

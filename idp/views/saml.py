@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, redirect, request, session, url_for
+from flask import Blueprint, Response, redirect, render_template, request, session, url_for
 from lxml import etree
 
 from idp import errors
 from idp.attributes import PROFILE
 from idp.flow import autopost, services, session_language
 from idp.saml.bindings import BINDING_POST, BINDING_REDIRECT, check_relay_state
+from idp.single_logout import Done
 from idp.web import browser_id
 from metadata.idp_metadata import build_idp_metadata
 
@@ -38,21 +39,21 @@ def metadata():
     return Response(cached[1], mimetype="application/samlmetadata+xml")
 
 
-def _receive(handle):
+def _receive(handle, param: str = "SAMLRequest"):
     """Read a SAML message from either binding and hand it to ``handle``.
 
     Anything that makes the sender untrustworthy is audited and re-raised: the
     error page answers it, never the portal.
     """
     if request.method == "GET":
-        binding, message, relay_state = BINDING_REDIRECT, request.args.get("SAMLRequest"), request.args.get("RelayState")
+        binding, message, relay_state = BINDING_REDIRECT, request.args.get(param), request.args.get("RelayState")
         raw_query = request.query_string.decode("latin-1")
     else:
-        binding, message, relay_state = BINDING_POST, request.form.get("SAMLRequest"), request.form.get("RelayState")
+        binding, message, relay_state = BINDING_POST, request.form.get(param), request.form.get("RelayState")
         raw_query = None
     try:
         if not message:
-            raise errors.MalformedRequest("no SAMLRequest")
+            raise errors.MalformedRequest(f"no {param}")
         relay_state = check_relay_state(relay_state,
                                         max_bytes=int(services().settings.saml("max_relay_state_bytes")))
         return binding, relay_state, handle(binding=binding, message=message, raw_query=raw_query,
@@ -82,13 +83,31 @@ def sso():
 
 @bp.route("/slo", methods=["GET", "POST"])
 def slo():
-    """Portal-initiated single logout: end the session, answer the portal."""
+    """Single logout: a portal's ``LogoutRequest`` starts a run; a portal's
+    ``LogoutResponse`` to one of ours carries the run on."""
     s = services()
-    _, _, (form, url, ended) = _receive(
-        lambda **message: s.sso.logout(cookie_sid=session.get("sid"), **message))
-    if ended is not None and session.get("sid") == ended.id:
+    if request.values.get("SAMLResponse") and not request.values.get("SAMLRequest"):
+        _, _, run_id = _receive(lambda relay_state, **message: s.logout.portal_answered(**message),
+                                param="SAMLResponse")
+        return redirect(url_for("saml.slo_next", run=run_id), code=303)
+    _, _, (run_id, ended_sid) = _receive(
+        lambda **message: s.logout.from_portal(cookie_sid=session.get("sid"), **message))
+    if ended_sid is not None and session.get("sid") == ended_sid:
         session.pop("sid", None)
-    return autopost(form) if form is not None else redirect(url, code=303)
+    return logout_step(run_id)
+
+
+@bp.get("/slo/next")
+def slo_next():
+    return logout_step(request.args.get("run"))
+
+
+def logout_step(run_id: str | None):
+    """The browser's next hop of a logout run (``idp.single_logout``)."""
+    step = services().logout.next(run_id)
+    if isinstance(step, Done):
+        return render_template("logged_out.html", partial=step.partial)
+    return autopost(step.form) if step.form is not None else redirect(step.url, code=303)
 
 
 @bp.get("/resume")
