@@ -12,6 +12,7 @@ from flask import current_app, g, redirect, render_template, request, session, u
 from adapters.base import Challenge, Failure, Redirect, Success
 from idp import errors
 from idp.messages import error_message
+from idp.single_logout import Done
 from idp.sso import PostForm
 from idp.transactions import LoginTransaction
 
@@ -27,6 +28,14 @@ def autopost(form: PostForm):
     parts = urlsplit(form.action)
     g.form_targets = [f"{parts.scheme}://{parts.netloc}"]
     return render_template("autopost.html", form=form)
+
+
+def logout_step(run_id: str | None):
+    """The browser's next hop of a single-logout run (``idp.single_logout``)."""
+    step = services().logout.next(run_id)
+    if isinstance(step, Done):
+        return render_template("logged_out.html", partial=step.partial)
+    return autopost(step.form) if step.form is not None else redirect(step.url, code=303)
 
 
 def session_language() -> str | None:

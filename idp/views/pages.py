@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, session
 from sqlalchemy import text
 
-from idp.flow import services
+from idp.flow import logout_step, services
 
 bp = Blueprint("pages", __name__)
 
@@ -34,8 +34,6 @@ def language(code: str):
 @bp.post("/logout")
 def logout():
     """The citizen logs out on Sésame: every portal of the session is told."""
-    from idp.views.saml import logout_step
-
     run_id = services().logout.from_citizen(sid=session.pop("sid", None))
     if run_id is None:
         return redirect("/", code=303)

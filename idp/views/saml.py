@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, redirect, render_template, request, session, url_for
+from flask import Blueprint, Response, redirect, request, session, url_for
 from lxml import etree
 
 from idp import errors
 from idp.attributes import PROFILE
-from idp.flow import autopost, services, session_language
+from idp.flow import autopost, logout_step, services, session_language
 from idp.saml.bindings import BINDING_POST, BINDING_REDIRECT, check_relay_state
-from idp.single_logout import Done
 from idp.web import browser_id
 from metadata.idp_metadata import build_idp_metadata
 
@@ -100,14 +99,6 @@ def slo():
 @bp.get("/slo/next")
 def slo_next():
     return logout_step(request.args.get("run"))
-
-
-def logout_step(run_id: str | None):
-    """The browser's next hop of a logout run (``idp.single_logout``)."""
-    step = services().logout.next(run_id)
-    if isinstance(step, Done):
-        return render_template("logged_out.html", partial=step.partial)
-    return autopost(step.form) if step.form is not None else redirect(step.url, code=303)
 
 
 @bp.get("/resume")
