@@ -96,7 +96,7 @@ def _policy_args(args, current: dict | None = None) -> dict:
         value = getattr(args, name)
         if value is not None:
             policy[name] = [v for v in value.split(",") if v]
-    for name in ("min_level", "nameid_format", "sign", "display_name"):
+    for name in ("min_level", "nameid_format", "sign", "display_name", "encrypt_assertions"):
         value = getattr(args, name)
         if value is not None:
             policy[name] = value
@@ -207,6 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nameid-format", dest="nameid_format", choices=["transient", "persistent"])
     p.add_argument("--sign", choices=["metadata", "assertion", "response", "both"])
     p.add_argument("--display-name", dest="display_name")
+    p.add_argument("--encrypt-assertions", dest="encrypt_assertions", action="store_true", default=None,
+                   help="encrypt assertions to the portal's metadata encryption key")
     p.add_argument("--replace", action="store_true", help="replace a portal with the same entity ID")
     p.set_defaults(func=cmd_portal_add)
     p = portal.add_parser("list")

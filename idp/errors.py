@@ -137,3 +137,11 @@ class Cancelled(SesameError):
     code = "cancelled"
     saml_status = SAML_AUTHN_FAILED
     saml_top = SAML_RESPONDER
+
+
+class EncryptionUnavailable(SesameError):
+    """The policy demands encrypted assertions and the metadata has no usable
+    encryption key: the portal is answered ``Responder``, never the assertion in clear."""
+
+    code = "encryption_unavailable"
+    saml_top = SAML_RESPONDER

@@ -1,5 +1,6 @@
 """The single sign-on service (DESIGN.md §1): from a checked request to a signed
-response.  No Flask here; ``idp.views.saml`` and ``idp.flow`` call it.
+(and, where the portal's policy asks, encrypted) response.  No Flask here;
+``idp.views.saml`` and ``idp.flow`` call it.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from idp.saml.authn_request import NAMEID_FORMATS, NAMEID_UNSPECIFIED, AuthnRequ
 from idp.saml.bindings import encode_post
 from idp.saml.response import AssertionFacts, build_assertion, build_response, new_id
 from idp.sso_session import SsoSession
+from keys.xmlenc import EncryptionError, check_recipient, encrypt_element
 
 log = logging.getLogger("sesame.sso")
 
@@ -86,23 +88,56 @@ class SsoService:
                         answer_now=answer_now)
 
     # --- responses ------------------------------------------------------------
-    def _sign(self, xml: bytes, *, response_id: str, assertion_id: str | None, portal) -> bytes:
-        """Sign what the portal's metadata and policy ask for; an error response is signed whole."""
+    def _sign(self, xml: bytes, *, response_id: str, assertion_id: str | None, portal,
+              encrypt_to: bytes | None = None) -> bytes:
+        """Sign what the portal's metadata and policy ask for; an error response is signed whole.
+
+        With ``encrypt_to`` (a PEM certificate) the assertion, once signed, is
+        encrypted before the response is signed (SAML core §6.1: sign, then encrypt).
+        """
         signing = portal.policy.signing(want_assertions_signed=portal.metadata.want_assertions_signed)
         if assertion_id and signing.assertion:
             xml = self.s.signer.sign_xml(xml, reference_id=assertion_id)
+        if assertion_id and encrypt_to is not None:
+            xml = encrypt_element(document=xml, element_id=assertion_id, certificate_pem=encrypt_to,
+                                  recipient=portal.entity_id)
         if signing.response or not assertion_id:
             xml = self.s.signer.sign_xml(xml, reference_id=response_id)
         return xml
+
+    @staticmethod
+    def _encryption_cert(portal) -> bytes | None:
+        """The certificate to encrypt assertions to, ``None`` if the policy does not ask.
+
+        The first usable one of the metadata's encryption keys (``use="encryption"``
+        or no ``use``); none usable raises ``EncryptionUnavailable``.
+        """
+        if not portal.policy.encrypt_assertions:
+            return None
+        problems = []
+        for certificate in portal.metadata.encryption_certs:
+            try:
+                check_recipient(certificate)
+                return certificate
+            except EncryptionError as exc:
+                problems.append(exc.reason)
+        raise errors.EncryptionUnavailable("; ".join(problems) or "no encryption key in the portal's metadata")
 
     def respond(self, *, request: AuthnRequestData, portal, session: SsoSession, person,
                 lang: str | None, relay_state: str | None, reused: bool = False) -> PostForm:
         """A signed success response for this portal, with what its policy releases.
 
         Audited as ``sso.reuse`` when the SSO session answered without a login,
-        else ``saml.response``: one row a response.
+        else ``saml.response``: one row a response.  When the policy demands
+        encryption and the portal has no usable encryption key, a signed
+        ``Responder`` error instead (fail closed).
         """
         policy = portal.policy
+        try:
+            encrypt_to = self._encryption_cert(portal)
+        except errors.EncryptionUnavailable as exc:
+            log.warning("assertion for %s not sent: encryption demanded, %s", portal.entity_id, exc.detail)
+            return self.respond_error(request=request, portal=portal, error=exc, relay_state=relay_state)
         now = self.s.clock.now()
         if policy.nameid_format == "persistent":
             nameid = pairwise_id(secret=self.s.pairwise_secret, sp_entity_id=portal.entity_id, fedid=person.fedid)
@@ -121,11 +156,13 @@ class SsoService:
             assertion_id=assertion_id)
         response_id, xml = build_response(idp_entity_id=self.s.settings.entity_id, acs_url=request.acs_url,
                                           in_response_to=request.request_id, now=now, assertion=assertion)
-        xml = self._sign(xml, response_id=response_id, assertion_id=assertion_id, portal=portal)
+        xml = self._sign(xml, response_id=response_id, assertion_id=assertion_id, portal=portal,
+                         encrypt_to=encrypt_to)
         self.s.sessions.add_portal(session, portal.entity_id, subject=(nameid, facts.nameid_format))
         self.s.audit.record("sso.reuse" if reused else "saml.response", portal=portal.entity_id,
                             person_fedid=person.fedid, key=session.key, level=session.level,
-                            request_id=request.request_id, signed_request=request.signed)
+                            request_id=request.request_id, signed_request=request.signed,
+                            encrypted=encrypt_to is not None)
         return PostForm(request.acs_url, encode_post(xml), relay_state)
 
     def respond_error(self, *, request: AuthnRequestData, portal, error: errors.SesameError,

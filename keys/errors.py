@@ -12,6 +12,7 @@ Hierarchy::
     └── UnsafeSignature       structure refused by the strict rules
         └── UnsafeXml         document refused before any signature check
                               (DTD / entities, oversize, malformed)
+    EncryptionError           an element could not be encrypted for its recipient
 
 ``UnsafeXml`` is a subclass of ``UnsafeSignature`` on purpose: a caller of
 ``verify_xml`` that handles ``SignatureError`` (or ``UnsafeSignature``) also
@@ -54,3 +55,13 @@ class UnsafeXml(UnsafeSignature):
     """The XML document is refused before parsing completes or right after."""
 
     code = "unsafe_xml"
+
+
+class EncryptionError(Exception):
+    """An element could not be encrypted for its recipient (``keys.xmlenc``)."""
+
+    code = "encryption_error"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

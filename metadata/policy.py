@@ -57,6 +57,10 @@ class PortalPolicy:
     ``min_level`` is a level of the configured scale (DESIGN.md §3).
     ``require_signed_requests`` demands a signed ``AuthnRequest`` even when
     the metadata does not say ``AuthnRequestsSigned="true"``.
+    ``encrypt_assertions`` sends the assertion only as an ``EncryptedAssertion``
+    (SAML core §2.3.4, §6) to the portal's metadata encryption key; without
+    such a key the portal is answered an error, never the assertion in clear
+    (checked at response time, ``idp.sso``).
     """
 
     accepted_keys: tuple[str, ...] = ()
@@ -66,6 +70,7 @@ class PortalPolicy:
     sign: SignMode = SignMode.METADATA
     display_name: str | None = None
     require_signed_requests: bool = False
+    encrypt_assertions: bool = False
 
     def signing(self, *, want_assertions_signed: bool) -> Signing:
         """Which of response and assertion to sign, given the metadata's ``WantAssertionsSigned``."""
@@ -87,6 +92,7 @@ class PortalPolicy:
             "sign": str(SignMode(self.sign)),
             "display_name": self.display_name,
             "require_signed_requests": bool(self.require_signed_requests),
+            "encrypt_assertions": bool(self.encrypt_assertions),
         }
 
 
@@ -127,6 +133,7 @@ def policy_from_mapping(
         sign=_choice(SignMode, d.get("sign", defaults.sign), field="sign"),
         display_name=_display_name(d.get("display_name")),
         require_signed_requests=_flag(d.get("require_signed_requests", False), field="require_signed_requests"),
+        encrypt_assertions=_flag(d.get("encrypt_assertions", False), field="encrypt_assertions"),
     )
 
 

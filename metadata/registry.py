@@ -89,6 +89,9 @@ class PortalRegistry:
         """
         metadata = parse_sp_metadata(xml, now=self._clock.now())
         policy = self._policy(policy.to_mapping())
+        if policy.encrypt_assertions and not metadata.encryption_certs:
+            raise MetadataError("the policy asks for encrypted assertions but the metadata has no "
+                                "KeyDescriptor for encryption")
         name = " ".join((name or policy.display_name or metadata.display_name or metadata.entity_id).split())
         name = name[:MAX_NAME]
         if source is not None and len(source) > MAX_SOURCE:

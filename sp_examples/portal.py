@@ -32,13 +32,20 @@ class PortalSpec:
     sign_requests: bool = False
     want_assertions_signed: bool = True
     policy: tuple[tuple[str, object], ...] = ()
+    # Publish an encryption key (KeyDescriptor use="encryption") and decrypt
+    # EncryptedAssertions with it; Sésame encrypts when the *policy* says
+    # ("encrypt_assertions", True).
+    encrypt_assertions: bool = False
 
     @property
     def entity_id(self) -> str:
         return f"{self.base_url}/metadata"
 
 
-def sp_config(spec: PortalSpec, *, key_file: Path, cert_file: Path, idp_metadata: str) -> SPConfig:
+def sp_config(spec: PortalSpec, *, key_file: Path, cert_file: Path, idp_metadata: str,
+              encryption_key_pair: tuple[Path, Path] | None = None) -> SPConfig:
+    """pysaml2 SP configuration; with ``spec.encrypt_assertions`` the SP decrypts with
+    ``encryption_key_pair`` (key, certificate), by default the signing pair."""
     conf = {
         "entityid": spec.entity_id,
         "name": spec.title,
@@ -64,6 +71,9 @@ def sp_config(spec: PortalSpec, *, key_file: Path, cert_file: Path, idp_metadata
         "digest_algorithm": SHA256,
         "accepted_time_diff": 60,
     }
+    if spec.encrypt_assertions:
+        enc_key, enc_cert = encryption_key_pair or (key_file, cert_file)
+        conf["encryption_keypairs"] = [{"key_file": str(enc_key), "cert_file": str(enc_cert)}]
     config = SPConfig()
     config.load(conf)
     return config

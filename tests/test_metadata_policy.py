@@ -28,17 +28,19 @@ def test_defaults():
     assert policy == PortalPolicy()
     assert policy.accepted_keys == () and policy.min_level == 100 and policy.attributes == ()
     assert policy.nameid_format == "transient" and policy.sign == "metadata" and policy.display_name is None
+    assert policy.encrypt_assertions is False
 
 
 def test_full_policy_round_trips_through_json():
     policy = build({
         "accepted_keys": ["eid", "itsme", "eid"], "min_level": 400,
         "attributes": ["surname", "givenName"], "nameid_format": "persistent", "sign": "both",
-        "display_name": "  FSE   21-27 ", "require_signed_requests": True,
+        "display_name": "  FSE   21-27 ", "require_signed_requests": True, "encrypt_assertions": True,
     })
     assert policy.accepted_keys == ("eid", "itsme")  # duplicates dropped, order kept
     assert policy.nameid_format is NameIdFormat.PERSISTENT and policy.sign is SignMode.BOTH
     assert policy.display_name == "FSE 21-27"
+    assert policy.encrypt_assertions is True
     stored = json.loads(json.dumps(policy.to_mapping()))
     assert stored["nameid_format"] == "persistent" and stored["attributes"] == ["surname", "givenName"]
     assert build(stored) == policy
@@ -57,10 +59,19 @@ def test_full_policy_round_trips_through_json():
     ({"display_name": 3}, "display_name must be a string"),
     ({"display_name": "x" * 201}, "longer than 200"),
     ({"require_signed_requests": "yes"}, "require_signed_requests must be true or false"),
+    ({"encrypt_assertions": 1}, "encrypt_assertions must be true or false"),
+    ({"encrypt_assertions": "true"}, "encrypt_assertions must be true or false"),
     ({"attribute": ["surname"]}, "unknown policy field(s): 'attribute'"),
 ])
 def test_invalid_policies_refused(d, fragment):
     assert fragment in refused(d)
+
+
+def test_policy_stored_before_encrypt_assertions_still_loads():
+    stored = PortalPolicy(attributes=("surname",)).to_mapping()
+    assert stored["encrypt_assertions"] is False
+    del stored["encrypt_assertions"]
+    assert build(stored) == PortalPolicy(attributes=("surname",))
 
 
 def test_non_mapping_refused():
