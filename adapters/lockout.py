@@ -20,9 +20,7 @@ class Lockout:
 
     def blocked_for(self, subject: str) -> int:
         """Seconds left of a block, 0 when not blocked."""
-        if self.store.get(self._key("blocked", subject)) is None:
-            return 0
-        return int(self.store.ttl(self._key("blocked", subject)) or self.block_seconds)
+        return self.store.ttl(self._key("blocked", subject)) or 0
 
     def failed(self, subject: str) -> bool:
         """Count a failure; True when this one blocks the subject."""

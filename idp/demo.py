@@ -16,11 +16,9 @@ from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from werkzeug.serving import make_server
 
 from keys.generate import ensure_key_pair
-from metadata.idp_metadata import build_idp_metadata
 from metadata.policy import policy_from_mapping
 from sp_examples.portal import PortalSpec, create_portal_app, sp_config, sp_metadata
 
-from idp.attributes import PROFILE
 
 DEMO_PORTALS = (
     PortalSpec(slug="monespace", title="Mon Espace", base_url="http://localhost:8081",
@@ -52,11 +50,7 @@ def make_nrn(birth: dt.date, serial: int) -> str:
 
 
 def idp_metadata_xml(services) -> str:
-    base = services.settings.base_url
-    return build_idp_metadata(
-        entity_id=services.settings.entity_id, sso_url=f"{base}/saml/sso", slo_url=f"{base}/saml/slo",
-        signing_cert_b64=services.signer.certificate_b64(), valid_for_seconds=None,
-        now=services.clock.now(), attribute_names=PROFILE).decode("utf-8")
+    return services.sso.metadata().decode("utf-8")
 
 
 def register_portal(services, spec: PortalSpec, directory: Path):

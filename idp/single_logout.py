@@ -45,9 +45,7 @@ class Done:
 class SingleLogout:
     def __init__(self, services) -> None:
         self.s = services
-        saml = services.settings["saml"]
-        self.limits = dict(max_bytes=int(saml["max_message_bytes"]), max_age=int(saml["request_max_age_seconds"]),
-                           skew=int(saml["clock_skew_seconds"]))
+        self.limits = services.sso.limits
         self.slo_urls = (f"{services.settings.base_url}/saml/slo",)
 
     # --- starting -------------------------------------------------------------
@@ -62,9 +60,7 @@ class SingleLogout:
         request, portal, answer = read_logout_request(
             binding=binding, message=message, raw_query=raw_query, registry=self.s.registry,
             slo_urls=self.slo_urls, now=self.s.clock.now(), **self.limits)
-        ttl = self.limits["max_age"] + 2 * self.limits["skew"]
-        if not self.s.store.add(f"seen:{request.issuer}:{request.request_id}", 1, ttl=ttl):
-            raise errors.ReplayedRequest(f"request ID {request.request_id[:80]} seen before")
+        self.s.sso.remember_request(issuer=request.issuer, request_id=request.request_id)
         session = self.s.sessions.get(cookie_sid) or self.s.sessions.by_index(request.session_index)
         ended = self.s.sessions.end(session.id) if session and portal.entity_id in session.portals else None
         self.s.audit.record("logout", person_fedid=ended.fedid if ended else None, portal=portal.entity_id,

@@ -7,16 +7,20 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from lxml import etree
+
 from idp import errors
-from idp.attributes import pairwise_id, person_attributes, release
+from idp.attributes import PROFILE, pairwise_id, person_attributes, release
 from idp.levels import requirement_from, stated_class
 from idp.saml.authn_request import NAMEID_FORMATS, NAMEID_UNSPECIFIED, AuthnRequestData, read_authn_request
 from idp.saml.bindings import encode_post
 from idp.saml.response import AssertionFacts, build_assertion, build_response, new_id
 from idp.sso_session import SsoSession
 from keys.xmlenc import EncryptionError, check_recipient, encrypt_element
+from metadata.idp_metadata import build_idp_metadata
 
 log = logging.getLogger("sesame.sso")
+METADATA_REFRESH_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -44,11 +48,28 @@ class SsoService:
     def __init__(self, services) -> None:
         self.s = services
         saml = services.settings["saml"]
-        self.max_bytes = int(saml["max_message_bytes"])
         self.max_age = int(saml["request_max_age_seconds"])
         self.skew = int(saml["clock_skew_seconds"])
+        # the limits every incoming SAML message is read with (requests and logout messages)
+        self.limits = dict(max_bytes=int(saml["max_message_bytes"]), max_age=self.max_age, skew=self.skew)
         self.lifetime = int(saml["assertion_lifetime_seconds"])
         self.sso_urls = (f"{services.settings.base_url}/saml/sso",)
+
+    # --- our metadata -----------------------------------------------------------
+    def metadata(self) -> bytes:
+        """Sésame's metadata, signed with the signing key; rebuilt at most hourly per instance."""
+        now = self.s.clock.now()
+        cached = self.s.cache.get("idp_metadata")
+        if cached is None or not 0 <= now - cached[0] <= METADATA_REFRESH_SECONDS:
+            base = self.s.settings.base_url
+            xml = build_idp_metadata(
+                entity_id=self.s.settings.entity_id, sso_url=f"{base}/saml/sso", slo_url=f"{base}/saml/slo",
+                signing_cert_b64=self.s.signer.certificate_b64(),
+                valid_for_seconds=int(self.s.settings.saml("metadata_valid_days")) * 86400, now=now,
+                attribute_names=PROFILE, organization=self.s.settings.saml("organization"))
+            root_id = etree.fromstring(xml).get("ID")  # our own document, just built
+            cached = self.s.cache["idp_metadata"] = (now, self.s.signer.sign_xml(xml, reference_id=root_id))
+        return cached[1]
 
     # --- requests -------------------------------------------------------------
     def read(self, *, binding: str, message: str, raw_query: str | None) -> tuple[AuthnRequestData, object]:
@@ -56,11 +77,15 @@ class SsoService:
         now = self.s.clock.now()
         request, portal = read_authn_request(
             binding=binding, message=message, raw_query=raw_query, registry=self.s.registry,
-            sso_urls=self.sso_urls, now=now, max_bytes=self.max_bytes, max_age=self.max_age, skew=self.skew)
-        key = f"seen:{request.issuer}:{request.request_id}"
-        if not self.s.store.add(key, 1, ttl=self.max_age + 2 * self.skew):
-            raise errors.ReplayedRequest(f"request ID {request.request_id[:80]} seen before")
+            sso_urls=self.sso_urls, now=now, **self.limits)
+        self.remember_request(issuer=request.issuer, request_id=request.request_id)
         return request, portal
+
+    def remember_request(self, *, issuer: str, request_id: str) -> None:
+        """A request ID is accepted once, across every process, while its IssueInstant
+        could still pass the age check; a second use raises ``ReplayedRequest``."""
+        if not self.s.store.add(f"seen:{issuer}:{request_id}", 1, ttl=self.max_age + 2 * self.skew):
+            raise errors.ReplayedRequest(f"request ID {request_id[:80]} seen before")
 
     def decide(self, *, request: AuthnRequestData, portal, session: SsoSession | None) -> Decision:
         """Which keys may answer, and whether the SSO session answers at once.

@@ -4,38 +4,19 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Response, redirect, request, session, url_for
-from lxml import etree
 
 from idp import errors
-from idp.attributes import PROFILE
 from idp.flow import autopost, logout_step, services, session_language
 from idp.saml.bindings import BINDING_POST, BINDING_REDIRECT, check_relay_state
 from idp.web import browser_id
-from metadata.idp_metadata import build_idp_metadata
 
 log = logging.getLogger("sesame.saml")
 bp = Blueprint("saml", __name__, url_prefix="/saml")
 
 
-METADATA_REFRESH_SECONDS = 3600
-
-
 @bp.get("/metadata")
 def metadata():
-    """Our metadata, signed with the signing key; rebuilt at most hourly per process."""
-    s = services()
-    now = s.clock.now()
-    cached = s.cache.get("idp_metadata")
-    if cached is None or now - cached[0] > METADATA_REFRESH_SECONDS or now < cached[0]:
-        base = s.settings.base_url
-        xml = build_idp_metadata(
-            entity_id=s.settings.entity_id, sso_url=f"{base}/saml/sso", slo_url=f"{base}/saml/slo",
-            signing_cert_b64=s.signer.certificate_b64(),
-            valid_for_seconds=int(s.settings.saml("metadata_valid_days")) * 86400, now=now,
-            attribute_names=PROFILE, organization=s.settings.saml("organization"))
-        root_id = etree.fromstring(xml).get("ID")  # our own document, just built
-        cached = s.cache["idp_metadata"] = (now, s.signer.sign_xml(xml, reference_id=root_id))
-    return Response(cached[1], mimetype="application/samlmetadata+xml")
+    return Response(services().sso.metadata(), mimetype="application/samlmetadata+xml")
 
 
 def _receive(handle, param: str = "SAMLRequest"):
