@@ -95,7 +95,6 @@ class Adapter(ABC):
     level: int
     group: Group
     needs_activation: bool = False
-    title_key: str = ""  # message key of the button label on the login page
 
     def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
         self.settings = dict(settings or {})

@@ -18,7 +18,6 @@ class PasswordAdapter(Adapter):
     level = 100
     group = Group.PASSWORD
     needs_activation = True
-    title_key = "password"
 
     @property
     def max_failures(self) -> int:

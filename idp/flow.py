@@ -4,7 +4,7 @@ or an adapter's outcome into HTTP.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from flask import current_app, g, redirect, render_template, request, session, url_for
@@ -72,7 +72,6 @@ class StepContext:
     transaction_id: str
     key: str
     lang: str | None = None
-    extra: dict = field(default_factory=dict)
 
     def url_for_step(self, step: str) -> str:
         return url_for("login.step", key=self.key, step=step, tx=self.transaction_id)
