@@ -3,7 +3,7 @@
 Shaped after Keycloak's Authenticator SPI: ``begin`` shows the first step,
 ``action`` handles every later step (a form post, a redirect back from an
 OpenID Connect provider, a card's signed challenge, an upstream SAML node's
-response).  Steps return *outcomes*; only the flow engine in ``idp.flow``
+response).  Steps return *outcomes*; only the flow engine in ``idp.views.flow``
 turns an outcome into HTTP.  Adapters never touch ``flask.session``: their
 state lives in their own namespace of the login transaction (``ctx.state``).
 """
@@ -75,13 +75,13 @@ Outcome = Success | Challenge | Redirect | Failure
 
 # --- what an adapter is handed -------------------------------------------------
 class StepContext(Protocol):
-    """The narrow view of a request an adapter step gets (see ``idp.flow``)."""
+    """The narrow view of a request an adapter step gets (see ``idp.views.flow``)."""
 
     method: str
     form: Mapping[str, str]
     args: Mapping[str, str]
     state: dict            # this adapter's namespace in the login transaction
-    services: Any          # ``idp.services.Services``: people, store, clock, audit
+    services: Any          # ``idp.app.services.Services``: people, store, clock, audit
     remote_addr: str
     transaction_id: str
 

@@ -6,7 +6,7 @@ Run through ``bench/run`` (see bench/README.md).  Everything happens on
 1. a temporary configuration and data folder (SQLite file + SQL state store by
    default; ``--store redis://…`` and ``--database postgresql://…``);
 2. Mon Espace registered as a portal and the demo citizens created, through
-   ``idp.services.Services.build`` and ``idp.demo`` (the portal is not served:
+   ``idp.app.services.Services.build`` and ``idp.app.demo`` (the portal is not served:
    this process plays its pysaml2 SP, as tests/saml_sp.py does);
 3. gunicorn started on a free port with ``SESAME_CONFIG`` pointing to the
    configuration, and killed at the end;
@@ -124,9 +124,9 @@ def prepare(args, workdir: Path) -> Setup:
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-    from idp.config import load_settings
-    from idp.demo import DEMO_PORTALS, create_citizens, register_portal, portal_specs
-    from idp.services import Services
+    from idp.app.config import load_settings
+    from idp.app.demo import DEMO_PORTALS, create_citizens, register_portal, portal_specs
+    from idp.app.services import Services
 
     port = free_port()
     prefix = f"sesame-bench-{secrets.token_hex(4)}:"
@@ -689,7 +689,7 @@ def main(argv=None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="sesame-bench-"))
     server = None
     setup = None
-    from idp.demo import DEMO_CITIZENS, DEMO_PASSWORD
+    from idp.app.demo import DEMO_CITIZENS, DEMO_PASSWORD
 
     citizens = Citizens(c[0] for c in DEMO_CITIZENS)
     citizens.password = DEMO_PASSWORD

@@ -14,12 +14,12 @@ def create_app(config: str | Mapping[str, Any] | None = None, *, clock=None, ser
     """
     from flask_wtf.csrf import CSRFProtect
 
-    from idp.config import load_settings
-    from idp.i18n import init_i18n
-    from idp.logs import configure_logging
-    from idp.services import Services
+    from idp.app.config import load_settings
+    from idp.app.i18n import init_i18n
+    from idp.app.logs import configure_logging
+    from idp.app.services import Services
     from idp.views import register_views
-    from idp.web import init_web
+    from idp.app.web import init_web
 
     if services is None:
         settings = load_settings(config if isinstance(config, str) else None,

@@ -124,13 +124,6 @@ class Overloaded(SesameError):
     http_status = 500
 
 
-# --- registry ------------------------------------------------------------------
-class MetadataError(SesameError):
-    """Metadata refused; ``detail`` says what is wrong, in English, for integrators."""
-
-    code = "bad_metadata"
-
-
 class Cancelled(SesameError):
     """The citizen chose not to log in; the portal is told ``AuthnFailed``."""
 

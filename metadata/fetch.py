@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from idp.errors import MetadataError
+from metadata.errors import MetadataError
 
 ACCEPT = "application/samlmetadata+xml, application/xml;q=0.9, text/xml;q=0.8"
 

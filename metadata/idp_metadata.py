@@ -22,7 +22,7 @@ from cryptography import x509
 from lxml import etree
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, md, saml, xmldsig
 
-from idp.errors import ConfigError, MetadataError
+from metadata.errors import MetadataConfigError, MetadataError
 from metadata.portal_metadata import SAML2_PROTOCOL, format_instant
 from metadata.schema import validate_metadata_schema
 
@@ -41,7 +41,7 @@ def build_idp_metadata(*, entity_id: str, sso_url: str, slo_url: str, signing_ce
     accepted too).  ``validUntil`` is ``now + valid_for_seconds`` when given.
     ``organization`` becomes OrganizationName and OrganizationDisplayName
     (xml:lang "en"), with the origin of ``sso_url`` as OrganizationURL.
-    Raises ``ConfigError`` when the inputs cannot make valid metadata.
+    Raises ``MetadataConfigError`` when the inputs cannot make valid metadata.
     """
     cert_b64 = _certificate_b64(signing_cert_b64)
     idp = md.IDPSSODescriptor(
@@ -65,14 +65,14 @@ def build_idp_metadata(*, entity_id: str, sso_url: str, slo_url: str, signing_ce
     )
     if valid_for_seconds is not None:
         if valid_for_seconds <= 0:
-            raise ConfigError(f"IdP metadata validity must be positive, not {valid_for_seconds}")
+            raise MetadataConfigError(f"IdP metadata validity must be positive, not {valid_for_seconds}")
         entity.valid_until = format_instant(now + valid_for_seconds)
     try:
         # Not to_string(nspair=...): pysaml2 would register the prefixes process-wide in ElementTree.
         root = _with_prefixes(etree.fromstring(entity.to_string()), _PREFIXES)
         validate_metadata_schema(root)
     except (etree.XMLSyntaxError, MetadataError) as exc:
-        raise ConfigError(f"IdP metadata is not valid: {getattr(exc, 'detail', exc)}") from None
+        raise MetadataConfigError(f"IdP metadata is not valid: {getattr(exc, 'detail', exc)}") from None
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
@@ -96,7 +96,7 @@ def _certificate_b64(value: str) -> str:
     try:
         x509.load_der_x509_certificate(base64.b64decode(body, validate=True))
     except (binascii.Error, ValueError) as exc:
-        raise ConfigError(f"IdP signing certificate is not valid X.509: {exc}") from None
+        raise MetadataConfigError(f"IdP signing certificate is not valid X.509: {exc}") from None
     return body
 
 

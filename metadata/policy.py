@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from idp.errors import MetadataError
+from metadata.errors import MetadataError
 
 # DESIGN.md §4: the attribute profile; a portal receives only what its policy lists.
 ATTRIBUTE_PROFILE: tuple[str, ...] = (
@@ -60,7 +60,7 @@ class PortalPolicy:
     ``encrypt_assertions`` sends the assertion only as an ``EncryptedAssertion``
     (SAML core §2.3.4, §6) to the portal's metadata encryption key; without
     such a key the portal is answered an error, never the assertion in clear
-    (checked at response time, ``idp.sso``).
+    (checked at response time, ``idp.saml.sso``).
     """
 
     accepted_keys: tuple[str, ...] = ()

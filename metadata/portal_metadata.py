@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from idp.errors import MetadataError
+from metadata.errors import MetadataError
 from metadata.certificates import read_key_descriptors
 from metadata.safe_xml import MAX_METADATA_BYTES, parse_untrusted_xml
 from metadata.schema import validate_metadata_schema

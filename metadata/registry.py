@@ -1,6 +1,8 @@
 """The portal registry: registered service providers, their metadata and policy.
 
-Rows live in ``idp.models.Portal`` (DESIGN.md §5: shared by every process).
+Rows live in the table the caller hands in (``model``: Sésame's
+``idp.persistence.models.Portal``), so this package imports nothing of ``idp``
+(DESIGN.md §5: shared by every process).
 ``PortalRegistry.get`` is on the path of every SSO request, so parsed portals
 are cached in process memory, keyed by entity ID and tagged with the row's
 ``(id, updated_at)``: a lookup costs one indexed SELECT of those two columns
@@ -19,23 +21,26 @@ import threading
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from idp.clock import Clock
-from idp.errors import MetadataError
-from idp.models import Portal
+from metadata.errors import MetadataError
 from metadata.policy import PortalPolicy, policy_from_mapping
 from metadata.portal_metadata import PortalMetadata, format_instant, parse_sp_metadata, reload_sp_metadata
 
 log = logging.getLogger("sesame.metadata")
 
 SessionFactory = Callable[[], AbstractContextManager[Session]]
-MAX_NAME = 200      # Portal.name
-MAX_SOURCE = 2048   # Portal.metadata_source
+
+
+class Clock(Protocol):
+    def now(self) -> float: ...
+
+MAX_NAME = 200      # the portal table's name column
+MAX_SOURCE = 2048   # its metadata_source column
 
 
 @dataclass(frozen=True)
@@ -68,9 +73,10 @@ class PortalRegistry:
     every policy is checked, at registration and when read back.
     """
 
-    def __init__(self, session_factory: SessionFactory, *, clock: Clock,
+    def __init__(self, session_factory: SessionFactory, *, model: Any, clock: Clock,
                  known_keys: Iterable[str], levels: Iterable[int]) -> None:
         self._sessions = session_factory
+        self._model = model  # the mapped class of the portal table
         self._clock = clock
         self._known_keys = tuple(known_keys)
         self._levels = tuple(levels)
@@ -102,19 +108,19 @@ class PortalRegistry:
             raise MetadataError("metadata must be encoded in UTF-8 to be stored") from None
         try:
             with self._sessions() as session:
-                row = session.scalars(select(Portal).where(Portal.entity_id == metadata.entity_id)).one_or_none()
+                row = session.scalars(select(self._model).where(self._model.entity_id == metadata.entity_id)).one_or_none()
                 if row is not None and not replace:
                     raise _already_registered(metadata.entity_id)
                 now = dt.datetime.now(dt.timezone.utc)
                 if row is None:
-                    row = Portal(entity_id=metadata.entity_id, created_at=now)
+                    row = self._model(entity_id=metadata.entity_id, created_at=now)
                     session.add(row)
                 else:  # strictly later than before, so every cache sees the change
                     now = max(now, _utc(row.updated_at) + dt.timedelta(microseconds=1))
                 row.name, row.metadata_xml, row.metadata_source = name, text, source
                 row.policy, row.updated_at = policy.to_mapping(), now
                 session.commit()
-                stored_at = session.scalars(select(Portal.updated_at).where(Portal.id == row.id)).one()
+                stored_at = session.scalars(select(self._model.updated_at).where(self._model.id == row.id)).one()
         except IntegrityError:  # another process registered the same entity ID meanwhile
             raise _already_registered(metadata.entity_id) from None
         log.info("portal registered", extra={"event": "portal.registered", "portal": metadata.entity_id,
@@ -124,7 +130,7 @@ class PortalRegistry:
     def remove(self, entity_id: str) -> bool:
         """Delete a portal; False when it was not registered."""
         with self._sessions() as session:
-            row = session.scalars(select(Portal).where(Portal.entity_id == entity_id)).one_or_none()
+            row = session.scalars(select(self._model).where(self._model.entity_id == entity_id)).one_or_none()
             if row is not None:
                 session.delete(row)
                 session.commit()
@@ -143,7 +149,7 @@ class PortalRegistry:
         """
         with self._sessions() as session:
             tag_row = session.execute(
-                select(Portal.id, Portal.updated_at).where(Portal.entity_id == entity_id)
+                select(self._model.id, self._model.updated_at).where(self._model.entity_id == entity_id)
             ).one_or_none()
             if tag_row is None:
                 with self._lock:
@@ -154,7 +160,7 @@ class PortalRegistry:
             if cached is not None and cached[0] == tag:
                 portal = cached[1]
             else:
-                row = session.get(Portal, tag_row.id)
+                row = session.get(self._model, tag_row.id)
                 if row is None:  # removed between the two statements
                     return None
                 portal = self._load(row)
@@ -164,7 +170,7 @@ class PortalRegistry:
         """Every readable registered portal, by entity ID, expired ones included."""
         portals = []
         with self._sessions() as session:
-            for row in session.scalars(select(Portal).order_by(Portal.entity_id)):
+            for row in session.scalars(select(self._model).order_by(self._model.entity_id)):
                 cached = self._cache.get(row.entity_id)
                 portal = cached[1] if cached and cached[0] == (row.id, _utc(row.updated_at)) else self._load(row)
                 if portal is not None:
@@ -175,7 +181,7 @@ class PortalRegistry:
     def _policy(self, mapping: Any) -> PortalPolicy:
         return policy_from_mapping(mapping, known_keys=self._known_keys, levels=self._levels)
 
-    def _load(self, row: Portal) -> RegisteredPortal | None:
+    def _load(self, row: Any) -> RegisteredPortal | None:
         """Parse a row and cache the result, a failure included (cached as None) until the row changes."""
         tag = (row.id, _utc(row.updated_at))
         try:

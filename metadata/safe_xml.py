@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from lxml import etree
 
-from idp.errors import MetadataError
+from metadata.errors import MetadataError
 from keys.errors import UnsafeXml
 from keys.safexml import parse_safe_xml
 

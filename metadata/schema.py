@@ -12,7 +12,7 @@ import saml2.data.schemas
 from lxml import etree
 from saml2.xml import schema as saml_schema
 
-from idp.errors import MetadataError
+from metadata.errors import MetadataError
 
 METADATA_XSD = str(files(saml2.data.schemas).joinpath("saml-schema-metadata-2.0.xsd"))
 

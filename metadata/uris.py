@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from idp.errors import MetadataError
+from metadata.errors import MetadataError
 
 MAX_ENTITY_ID = 1024
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})

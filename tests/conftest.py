@@ -6,9 +6,9 @@ import pytest
 
 from idp import create_app
 from idp.clock import FrozenClock
-from idp.config import load_settings
-from idp.demo import create_citizens
-from idp.services import Services
+from idp.app.config import load_settings
+from idp.app.demo import create_citizens
+from idp.app.services import Services
 
 pytest_plugins = ["tests.services"]
 

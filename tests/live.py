@@ -15,8 +15,8 @@ from pathlib import Path
 
 from idp import create_app
 from idp.clock import Clock
-from idp.demo import create_citizens, portal_specs, serve_in_thread, start_portals
-from idp.services import Services
+from idp.app.demo import create_citizens, portal_specs, serve_in_thread, start_portals
+from idp.app.services import Services
 from sp_examples.portal import PortalSpec
 
 HOST = "127.0.0.1"      # where the servers listen

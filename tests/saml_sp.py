@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from saml2.client import Saml2Client
 
-from idp.demo import DEMO_PASSWORD, DEMO_PORTALS, register_portal
+from idp.app.demo import DEMO_PASSWORD, DEMO_PORTALS, register_portal
 from sp_examples.portal import PortalSpec
 
 MON_ESPACE = replace(DEMO_PORTALS[0], base_url="http://localhost:18081")

@@ -27,7 +27,7 @@ import redis
 
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 REDIS_HOST, REDIS_PORT, REDIS_TEST_DB = "127.0.0.1", 6379, 15
-FROZEN_START = 1_700_000_000.0  # far from real time, on purpose (see idp.store.redis)
+FROZEN_START = 1_700_000_000.0  # far from real time, on purpose (see idp.persistence.store.redis)
 
 
 class ServiceUnavailable(RuntimeError):
@@ -257,7 +257,7 @@ def clock() -> Any:
 
 @pytest.fixture(scope="session")
 def _migrated_postgres_url(postgres_url: str) -> str:
-    from idp.db import upgrade
+    from idp.persistence.db import upgrade
 
     upgrade(postgres_url)
     return postgres_url
@@ -278,7 +278,7 @@ def store_config(request: pytest.FixtureRequest, tmp_path: Any) -> dict[str, Any
         with psycopg.connect(postgres_admin_dsn(url.rsplit("/", 1)[1]), autocommit=True) as conn:
             conn.execute("DELETE FROM state_entry")
         return {"store": "sql", "db_url": url}
-    from idp.db import upgrade
+    from idp.persistence.db import upgrade
 
     url = f"sqlite:///{tmp_path / 'state.db'}"
     upgrade(url)
@@ -287,8 +287,8 @@ def store_config(request: pytest.FixtureRequest, tmp_path: Any) -> dict[str, Any
 
 def build_store(config: dict[str, Any], clock: Any, prefix: str = "sesame:") -> tuple[Any, Callable[[], None]]:
     """The store described by ``config`` (from :func:`store_config`) and its closer."""
-    from idp.db import Database
-    from idp.store import make_store
+    from idp.persistence.db import Database
+    from idp.persistence.store import make_store
 
     database = Database(config["db_url"]) if config["db_url"] else None
     store = make_store(config["store"], database=database, clock=clock, prefix=prefix)

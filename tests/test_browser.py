@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from idp.demo import DEMO_PASSWORD
+from idp.app.demo import DEMO_PASSWORD
 from tests.live import live_demo
 
 pytestmark = pytest.mark.browser

@@ -1,4 +1,4 @@
-"""The ``sesame`` command (idp/cli.py): portals and users, run through ``idp.cli.main``
+"""The ``sesame`` command (idp/app/cli.py): portals and users, run through ``idp.app.cli.main``
 against a TOML configuration in a temporary folder, and once as the installed
 console script in a real subprocess.
 
@@ -20,12 +20,12 @@ from saml2.client import Saml2Client
 from sqlalchemy import func, select
 
 from idp import create_app
-from idp.cli import main
+from idp.app.cli import main
 from idp.clock import FrozenClock
-from idp.config import load_settings
-from idp.demo import idp_metadata_xml, make_nrn
-from idp.models import AuditEvent, Credential, Person
-from idp.services import Services
+from idp.app.config import load_settings
+from idp.app.demo import idp_metadata_xml, make_nrn
+from idp.persistence.models import AuditEvent, Credential, Person
+from idp.app.services import Services
 from keys.generate import ensure_key_pair
 from sp_examples.portal import PortalSpec, sp_config, sp_metadata
 from tests.saml_sp import TestPortal, autopost_fields, follow, login_with_password, send

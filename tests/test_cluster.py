@@ -9,8 +9,8 @@ import secrets
 import pytest
 
 from idp import create_app
-from idp.demo import create_citizens
-from idp.services import Services
+from idp.app.demo import create_citizens
+from idp.app.services import Services
 from tests.conftest import idp_settings
 from tests.saml_sp import FSE, MON_ESPACE, TestPortal, autopost_fields, follow, login_with_password, send
 from tests.services import create_postgres_database, drop_postgres_database

@@ -1,4 +1,4 @@
-"""Configuration layers (idp/config.py, DESIGN.md §7, §8.8):
+"""Configuration layers (idp/app/config.py, DESIGN.md §7, §8.8):
 built-in defaults < TOML file < SESAME_<SECTION>_<KEY> environment < overrides."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from idp.config import load_settings
+from idp.app.config import load_settings
 from idp.errors import ConfigError
 
 

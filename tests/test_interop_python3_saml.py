@@ -1,7 +1,7 @@
 """Interoperability with a second, independent SP implementation: OneLogin's python3-saml.
 
 The SP is registered the way an integrator would do it: python3-saml writes its
-own metadata, ``sesame portal add`` (``idp.cli.main``) registers that file
+own metadata, ``sesame portal add`` (``idp.app.cli.main``) registers that file
 against the same TOML configuration (data folder, SQLite database, signing key)
 as the Sésame app under test.  python3-saml then drives Sésame through the
 Flask test client in strict mode: HTTP-Redirect AuthnRequest, HTTP-POST
@@ -22,12 +22,12 @@ from onelogin.saml2.settings import OneLogin_Saml2_Settings
 from sqlalchemy import select
 
 from idp import create_app
-from idp.cli import main as sesame
+from idp.app.cli import main as sesame
 from idp.clock import Clock
-from idp.config import load_settings
-from idp.demo import create_citizens
-from idp.models import AuditEvent
-from idp.services import Services
+from idp.app.config import load_settings
+from idp.app.demo import create_citizens
+from idp.persistence.models import AuditEvent
+from idp.app.services import Services
 from keys.generate import generate_key_pair
 from tests.conftest import idp_settings
 from tests.saml_sp import autopost_fields, follow, login_with_password

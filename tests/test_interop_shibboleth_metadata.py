@@ -11,7 +11,7 @@ import zlib
 import pytest
 from lxml import etree
 
-from idp.cli import main
+from idp.app.cli import main
 from keys import verify_xml
 from keys.generate import generate_key_pair
 from tests.saml_sp import autopost_fields, follow, login_with_password

@@ -1,10 +1,10 @@
-"""Levels of assurance and requested authentication contexts (idp/levels.py,
+"""Levels of assurance and requested authentication contexts (idp/sessions/levels.py,
 DESIGN.md §3, SAML core §3.3.2.2.1)."""
 from __future__ import annotations
 
 import pytest
 
-from idp.levels import (EIDAS_OF_LEVEL, PASSWORD_PROTECTED, Comparison, Level, LevelRequirement,
+from idp.sessions.levels import (EIDAS_OF_LEVEL, PASSWORD_PROTECTED, Comparison, Level, LevelRequirement,
                         context_class, level_of_context, requirement_from)
 
 FAS = "urn:be:fedict:iam:fas:citizen:Level"

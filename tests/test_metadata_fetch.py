@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from idp.errors import MetadataError
+from metadata.errors import MetadataError
 from metadata.fetch import load_metadata_source
 
 BODY = b'<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="urn:x:y"/>'

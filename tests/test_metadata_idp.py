@@ -19,7 +19,7 @@ from saml2.config import SPConfig
 from saml2.mdstore import InMemoryMetaData, MetadataStore
 from saml2.xml import schema as saml_schema
 
-from idp.errors import ConfigError
+from metadata.errors import MetadataConfigError as ConfigError
 from metadata.idp_metadata import build_idp_metadata
 from metadata.policy import ATTRIBUTE_PROFILE
 from metadata.schema import METADATA_XSD

@@ -19,7 +19,7 @@ from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from saml2.config import SPConfig
 from saml2.metadata import entity_descriptor
 
-from idp.errors import MetadataError
+from metadata.errors import MetadataError
 from metadata.portal_metadata import PortalMetadata, parse_sp_metadata
 
 NOW = time.time()

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from idp.errors import MetadataError
+from metadata.errors import MetadataError
 from metadata.policy import NameIdFormat, PortalPolicy, SignMode, policy_from_mapping
 
 KEYS = ("password", "eid", "itsme", "totp", "email_code", "sms_code", "token", "eidas")

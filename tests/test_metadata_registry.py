@@ -23,8 +23,8 @@ from sqlalchemy.orm import sessionmaker
 
 import metadata.registry as registry_module
 from idp.clock import FrozenClock
-from idp.errors import MetadataError
-from idp.models import Base, Portal
+from metadata.errors import MetadataError
+from idp.persistence.models import Base, Portal
 from metadata.policy import PortalPolicy
 from metadata.registry import PortalRegistry, RegisteredPortal
 
@@ -87,7 +87,7 @@ def clock() -> FrozenClock:
 
 
 def new_registry(db_url: str, clock, **kw) -> PortalRegistry:
-    return PortalRegistry(session_factory(db_url), clock=clock, known_keys=kw.get("known_keys", KEYS),
+    return PortalRegistry(session_factory(db_url), model=Portal, clock=clock, known_keys=kw.get("known_keys", KEYS),
                           levels=kw.get("levels", LEVELS))
 
 

@@ -1,4 +1,4 @@
-"""Persistent records and their migrations (idp.models, idp.db, DESIGN.md §5).
+"""Persistent records and their migrations (idp.persistence.models, idp.persistence.db, DESIGN.md §5).
 
 Every test runs on SQLite and on PostgreSQL (``db_url`` of tests/services.py),
 with the schema built by the Alembic migrations, never by ``create_all``.
@@ -18,9 +18,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.exc import IntegrityError
 
 import idp
-from idp.db import Database, alembic_config, make_engine, normalize_url, upgrade
-from idp.models import AuditEvent, Base, Credential, Person
-from idp.store.sql import state_entry
+from idp.persistence.db import Database, alembic_config, make_engine, normalize_url, upgrade
+from idp.persistence.models import AuditEvent, Base, Credential, Person
+from idp.persistence.store.sql import state_entry
 
 TABLES = {"person", "credential", "portal", "audit_event", "state_entry"}
 
@@ -66,7 +66,7 @@ def test_upgrade_needs_no_ini_nor_working_directory(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     script_location = Path(alembic_config().get_main_option("script_location") or "")
-    assert script_location == Path(idp.__file__).resolve().parent / "migrations"
+    assert script_location == Path(idp.__file__).resolve().parent / "persistence" / "migrations"
     upgrade(sqlite_url)
     assert TABLES <= set(sa.inspect(make_engine(sqlite_url)).get_table_names())
 

@@ -21,10 +21,10 @@ from sqlalchemy import func, select
 from adapters.password import PasswordAdapter
 from idp import create_app
 from idp.clock import FrozenClock
-from idp.config import load_settings
-from idp.models import AuditEvent, Credential, Person
-from idp.hashing import SecretHasher
-from idp.services import Services
+from idp.app.config import load_settings
+from idp.persistence.models import AuditEvent, Credential, Person
+from idp.people.hashing import SecretHasher
+from idp.app.services import Services
 from tests.conftest import idp_settings
 from tests.saml_sp import MON_ESPACE, TestPortal, follow, form_action, form_fields, send
 

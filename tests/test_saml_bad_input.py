@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, quote, urlencode
 import pytest
 from sqlalchemy import select
 
-from idp.models import AuditEvent
+from idp.persistence.models import AuditEvent
 from tests.saml_sp import send
 
 SSO = "/saml/sso"

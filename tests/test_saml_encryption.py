@@ -113,7 +113,7 @@ def test_policy_demands_encryption_but_metadata_has_no_key_fails_closed(world, t
     (written before that check, or by hand) still never gets an assertion in clear."""
     from sqlalchemy import update
 
-    from idp.models import Portal
+    from idp.persistence.models import Portal
 
     app, services, *_ = world
     spec = replace(MON_ESPACE, slug="monespace-no-enc-key", base_url="http://localhost:18096")
@@ -140,10 +140,10 @@ def test_policy_demands_encryption_but_metadata_has_no_key_fails_closed(world, t
 
 
 def test_registration_asking_encryption_without_an_encryption_key_is_refused(tmp_path, idp):
-    from idp.cli import main
+    from idp.app.cli import main
     from sp_examples.portal import sp_config, sp_metadata
     from keys.generate import ensure_key_pair
-    from idp.demo import idp_metadata_xml
+    from idp.app.demo import idp_metadata_xml
 
     _, services = idp
     config = tmp_path / "sesame.toml"

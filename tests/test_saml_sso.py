@@ -158,7 +158,7 @@ def test_cancel_answers_authn_failed(world):
 def audit_events(services):
     from sqlalchemy import select
 
-    from idp.models import AuditEvent
+    from idp.persistence.models import AuditEvent
 
     with services.database.session() as s:
         return list(s.scalars(select(AuditEvent).order_by(AuditEvent.id)))

@@ -1,4 +1,4 @@
-"""SSO sessions (idp/sso_session.py) and login transactions (idp/transactions.py)
+"""SSO sessions (idp/sessions/sso_session.py) and login transactions (idp/transactions.py)
 on every real state store (SQL on SQLite, SQL on PostgreSQL, Redis), with a frozen
 clock (DESIGN.md §1 steps 3, 4, 7; §5)."""
 from __future__ import annotations
@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from idp.errors import LoginExpired
-from idp.levels import requirement_from
+from idp.sessions.levels import requirement_from
 from idp.saml.authn_request import AuthnRequestData
-from idp.sso_session import SsoSession, SsoSessions
-from idp.transactions import LoginTransaction, Transactions
+from idp.sessions.sso_session import SsoSession, SsoSessions
+from idp.journeys.transactions import LoginTransaction, Transactions
 
 LIFETIME = 8 * 3600
 TX_TTL = 900

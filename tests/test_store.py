@@ -1,4 +1,4 @@
-"""The state store contract (idp.store, DESIGN.md §5), on every backend for real.
+"""The state store contract (idp.persistence.store, DESIGN.md §5), on every backend for real.
 
 Each test runs on SQL/SQLite, SQL/PostgreSQL and Redis (the ``store`` fixture
 of tests/services.py).  Time moves with the FrozenClock, never by sleeping.
@@ -17,7 +17,7 @@ import redis
 import sqlalchemy as sa
 
 from idp.clock import FrozenClock
-from idp.store import RedisStore, SqlStore, StateStore, make_store, state_entry
+from idp.persistence.store import RedisStore, SqlStore, StateStore, make_store, state_entry
 from tests.services import build_store
 
 

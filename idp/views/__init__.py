@@ -1,4 +1,4 @@
-"""Thin Flask views; protocol logic lives in ``idp.saml`` and ``idp.sso``."""
+"""Thin Flask views; protocol logic lives in ``idp.saml`` and ``idp.saml.sso``."""
 from __future__ import annotations
 
 

@@ -5,9 +5,9 @@ from flask import Blueprint, render_template, request
 
 from adapters.base import GROUP_ORDER
 from idp import errors
-from idp.flow import answer_error, run_outcome, services, step_context
+from idp.views.flow import answer_error, run_outcome, services, step_context
 from idp.messages import ERRORS, GROUPS, KEYS, error_message
-from idp.web import browser_id
+from idp.app.web import browser_id
 
 bp = Blueprint("login", __name__, url_prefix="/login")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, session
 from sqlalchemy import text
 
-from idp.flow import logout_step, services
+from idp.views.flow import logout_step, services
 
 bp = Blueprint("pages", __name__)
 

@@ -6,9 +6,9 @@ import logging
 from flask import Blueprint, Response, redirect, request, session, url_for
 
 from idp import errors
-from idp.flow import autopost, logout_step, services, session_language
+from idp.views.flow import autopost, logout_step, services, session_language
 from idp.saml.bindings import BINDING_POST, BINDING_REDIRECT, check_relay_state
-from idp.web import browser_id
+from idp.app.web import browser_id
 
 log = logging.getLogger("sesame.saml")
 bp = Blueprint("saml", __name__, url_prefix="/saml")

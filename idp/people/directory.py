@@ -5,8 +5,8 @@ import datetime as dt
 
 from sqlalchemy import select
 
-from idp.hashing import SecretHasher
-from idp.models import Credential, Person
+from idp.people.hashing import SecretHasher
+from idp.persistence.models import Credential, Person
 
 
 def check_nrn(nrn: str) -> bool:

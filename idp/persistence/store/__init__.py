@@ -2,15 +2,15 @@
 
 ``make_store("sql", database=db, clock=clock)`` stores in the SQL database
 (the embedded default); ``make_store("redis://host:6379/0", clock=clock)`` in
-Redis (production, several nodes).  See :mod:`idp.store.base` for the contract.
+Redis (production, several nodes).  See :mod:`idp.persistence.store.base` for the contract.
 """
 from __future__ import annotations
 
 from idp.clock import Clock
-from idp.db import Database
-from idp.store.base import DEFAULT_PREFIX, JSONValue, StateStore
-from idp.store.redis import RedisStore
-from idp.store.sql import SqlStore, state_entry
+from idp.persistence.db import Database
+from idp.persistence.store.base import DEFAULT_PREFIX, JSONValue, StateStore
+from idp.persistence.store.redis import RedisStore
+from idp.persistence.store.sql import SqlStore, state_entry
 
 __all__ = ["DEFAULT_PREFIX", "JSONValue", "RedisStore", "SqlStore", "StateStore", "make_store", "state_entry"]
 

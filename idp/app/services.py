@@ -10,18 +10,19 @@ from pathlib import Path
 from typing import Any
 
 from adapters import build_adapters
-from idp.audit import Audit
+from idp.persistence.audit import Audit
 from idp.clock import Clock
-from idp.config import Settings
-from idp.db import Database
+from idp.app.config import Settings
+from idp.persistence.db import Database
+from idp.persistence.models import Portal
 from idp.errors import ConfigError
-from idp.hashing import hasher_from
-from idp.people import People
-from idp.sso_session import SsoSessions
-from idp.single_logout import SingleLogout
-from idp.sso import SsoService
-from idp.store import make_store
-from idp.transactions import Transactions
+from idp.people.hashing import hasher_from
+from idp.people.directory import People
+from idp.sessions.sso_session import SsoSessions
+from idp.saml.single_logout import SingleLogout
+from idp.saml.sso import SsoService
+from idp.persistence.store import make_store
+from idp.journeys.transactions import Transactions
 from keys.generate import ensure_key_pair
 from keys.signer import FileSigner
 from metadata.registry import PortalRegistry
@@ -81,7 +82,7 @@ class Services:
         store = make_store(settings["store"]["url"], database=database, clock=clock,
                            prefix=settings["store"]["prefix"])
         levels = sorted({100, 200, 300, 400, 500} | {a.level for a in adapters.values()})
-        registry = PortalRegistry(database.session, clock=clock, known_keys=list(adapters), levels=levels)
+        registry = PortalRegistry(database.session, model=Portal, clock=clock, known_keys=list(adapters), levels=levels)
         session_conf = settings["session"]
         services = cls(
             settings=settings, clock=clock, database=database, store=store, registry=registry,

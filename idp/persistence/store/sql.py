@@ -20,9 +20,9 @@ from sqlalchemy import Column, Double, Engine, Index, Integer, String, Table, Te
 from sqlalchemy.dialects import postgresql, sqlite
 
 from idp.clock import Clock
-from idp.db import Database
-from idp.models import Base
-from idp.store.base import DEFAULT_PREFIX, JSONValue, StateStore
+from idp.persistence.db import Database
+from idp.persistence.models import Base
+from idp.persistence.store.base import DEFAULT_PREFIX, JSONValue, StateStore
 
 MAX_KEY_LENGTH = 512
 

@@ -1,8 +1,8 @@
 """Alembic environment for Sésame (DESIGN.md §5).
 
-Run programmatically by :func:`idp.db.upgrade`, which hands in an open
+Run programmatically by :func:`idp.persistence.db.upgrade`, which hands in an open
 connection (``config.attributes["connection"]``); or from the command line,
-``alembic -c idp/migrations/alembic.ini ...``, with the URL taken from
+``alembic -c idp/persistence/migrations/alembic.ini ...``, with the URL taken from
 ``sqlalchemy.url`` or the ``SESAME_DATABASE_URL`` environment variable.
 SQLite runs in batch mode (tables are rebuilt for ALTERs it cannot do).
 """
@@ -14,9 +14,9 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import Connection
 
-import idp.store.sql  # noqa: F401  (registers the state_entry table on the metadata)
-from idp.db import make_engine, normalize_url
-from idp.models import Base
+import idp.persistence.store.sql  # noqa: F401  (registers the state_entry table on the metadata)
+from idp.persistence.db import make_engine, normalize_url
+from idp.persistence.models import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -1,6 +1,6 @@
 """The single sign-on service (DESIGN.md §1): from a checked request to a signed
 (and, where the portal's policy asks, encrypted) response.  No Flask here;
-``idp.views.saml`` and ``idp.flow`` call it.
+``idp.views.saml`` and ``idp.views.flow`` call it.
 """
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from lxml import etree
 
 from idp import errors
-from idp.attributes import PROFILE, pairwise_id, person_attributes, release
-from idp.levels import requirement_from, stated_class
+from idp.people.attributes import PROFILE, pairwise_id, person_attributes, release
+from idp.sessions.levels import requirement_from, stated_class
 from idp.saml.authn_request import NAMEID_FORMATS, NAMEID_UNSPECIFIED, AuthnRequestData, read_authn_request
 from idp.saml.bindings import encode_post
 from idp.saml.response import AssertionFacts, build_assertion, build_response, new_id
-from idp.sso_session import SsoSession
+from idp.sessions.sso_session import SsoSession
 from keys.xmlenc import EncryptionError, check_recipient, encrypt_element
 from metadata.idp_metadata import build_idp_metadata
 

@@ -12,9 +12,9 @@ from flask import current_app, g, redirect, render_template, request, session, u
 from adapters.base import Challenge, Failure, Redirect, Success
 from idp import errors
 from idp.messages import error_message
-from idp.single_logout import Done
-from idp.sso import PostForm
-from idp.transactions import LoginTransaction
+from idp.saml.single_logout import Done
+from idp.saml.sso import PostForm
+from idp.journeys.transactions import LoginTransaction
 
 log = logging.getLogger("sesame.flow")
 
@@ -31,7 +31,7 @@ def autopost(form: PostForm):
 
 
 def logout_step(run_id: str | None):
-    """The browser's next hop of a single-logout run (``idp.single_logout``)."""
+    """The browser's next hop of a single-logout run (``idp.saml.single_logout``)."""
     step = services().logout.next(run_id)
     if isinstance(step, Done):
         return render_template("logged_out.html", partial=step.partial)

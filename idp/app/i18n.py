@@ -15,7 +15,7 @@ from babel.messages.pofile import read_po
 from flask import request, session
 from flask_babel import Babel, get_locale
 
-TRANSLATIONS = Path(__file__).with_name("translations")
+TRANSLATIONS = Path(__file__).resolve().parents[1] / "translations"
 
 
 def compile_catalogs(directory: Path = TRANSLATIONS) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from idp.models import AuditEvent
+from idp.persistence.models import AuditEvent
 
 log = logging.getLogger("sesame.audit")
 

@@ -19,7 +19,7 @@ from idp.saml.bindings import BINDING_POST, BINDING_REDIRECT, encode_post, encod
 from idp.saml.logout import (STATUS_PARTIAL_LOGOUT, LogoutAnswer, build_logout_request, build_logout_response,
                              logout_endpoint, read_logout_request, read_logout_response)
 from idp.saml.response import STATUS_SUCCESS
-from idp.sso import PostForm
+from idp.saml.sso import PostForm
 from keys.redirect import sign_query
 
 RUN = "slo:"

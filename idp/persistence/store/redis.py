@@ -18,7 +18,7 @@ from typing import Any
 import redis
 
 from idp.clock import Clock
-from idp.store.base import DEFAULT_PREFIX, JSONValue, StateStore
+from idp.persistence.store.base import DEFAULT_PREFIX, JSONValue, StateStore
 
 # KEYS[1] key; ARGV: value, expires_at, now, real ttl in ms.
 _ADD_LUA = """

@@ -11,14 +11,14 @@ import time
 
 
 def _settings(args):
-    from idp.config import load_settings
+    from idp.app.config import load_settings
 
     return load_settings(args.config)
 
 
 def _services(args):
-    from idp.logs import configure_logging
-    from idp.services import Services
+    from idp.app.logs import configure_logging
+    from idp.app.services import Services
 
     settings = _settings(args)
     configure_logging(level=settings["log"]["level"], fmt="text")
@@ -28,7 +28,7 @@ def _services(args):
 def cmd_serve(args) -> int:
     """Production server: gunicorn with the application factory."""
     os.environ.setdefault("SESAME_CONFIG", args.config or os.environ.get("SESAME_CONFIG", ""))
-    from idp.services import Services
+    from idp.app.services import Services
 
     Services.build(_settings(args))  # migrate and generate keys once, before the workers fork
     argv = [sys.executable, "-m", "gunicorn", "--bind", args.bind, "--workers", str(args.workers),
@@ -43,12 +43,12 @@ def cmd_demo(args) -> int:
     from pathlib import Path
 
     from idp import create_app
-    from idp.config import load_settings
-    from idp.demo import DEMO_CITIZENS, DEMO_PASSWORD, create_citizens, portal_specs, serve_in_thread, start_portals
+    from idp.app.config import load_settings
+    from idp.app.demo import DEMO_CITIZENS, DEMO_PASSWORD, create_citizens, portal_specs, serve_in_thread, start_portals
 
     settings = load_settings(args.config or str(Path(__file__).resolve().parent.parent / "conf" / "demo.toml"))
-    from idp.logs import configure_logging
-    from idp.services import Services
+    from idp.app.logs import configure_logging
+    from idp.app.services import Services
 
     configure_logging(level=settings["log"]["level"], fmt=settings["log"]["format"])
     services = Services.build(settings)
@@ -104,7 +104,7 @@ def _policy_args(args, current: dict | None = None) -> dict:
 
 
 def cmd_portal_add(args) -> int:
-    from idp.errors import MetadataError
+    from metadata.errors import MetadataError
     from metadata.fetch import load_metadata_source
     from metadata.policy import policy_from_mapping
 

@@ -2,7 +2,7 @@
 
 SQLite is the embedded default, PostgreSQL (through psycopg 3) the production
 database.  The schema is never built with ``create_all``: it is the Alembic
-migrations in ``idp/migrations``, run with :func:`upgrade`, which finds its
+migrations in ``idp/persistence/migrations``, run with :func:`upgrade`, which finds its
 scripts through this package's path (no ``alembic.ini`` needed, works from an
 installed package and from any working directory).
 """

@@ -3,8 +3,8 @@
 Everything a second Sésame process needs and that expires — SSO sessions,
 login transactions, SAML request and assertion IDs seen, one-time-code
 challenges, attempt counters, rate limits — goes through :class:`StateStore`.
-Two backends implement it: :class:`idp.store.sql.SqlStore` (embedded default)
-and :class:`idp.store.redis.RedisStore` (production, shared by many nodes).
+Two backends implement it: :class:`idp.persistence.store.sql.SqlStore` (embedded default)
+and :class:`idp.persistence.store.redis.RedisStore` (production, shared by many nodes).
 
 Contract common to every backend:
 
