@@ -147,6 +147,101 @@ def test_ttl_counts_whole_seconds_rounded_up(store: StateStore, clock: FrozenClo
     assert store.ttl("k") == 1
 
 
+def _physically_present(store: StateStore, key: str) -> bool:
+    """Whether the backend holds anything under ``key``, expired or not."""
+    full = store.prefix + key
+    if isinstance(store, SqlStore):
+        with store.engine.connect() as conn:
+            return conn.execute(sa.select(state_entry.c.key).where(state_entry.c.key == full)).first() is not None
+    assert isinstance(store, RedisStore)
+    return store.redis.exists(full) == 1
+
+
+def test_get_with_ttl(store: StateStore, clock: FrozenClock) -> None:
+    assert store.get_with_ttl("absent") == (None, None)
+    store.put("k", {"a": 1}, ttl=30)
+    clock.advance(10.5)
+    assert store.get_with_ttl("k") == ({"a": 1}, 20)
+    clock.advance(19.5)
+    assert store.get_with_ttl("k") == (None, None)
+
+
+def test_replace_keeps_the_expiry(store: StateStore, clock: FrozenClock) -> None:
+    store.put("journey", {"step": 1}, ttl=10)
+    real_ttl = store.redis.pttl("sesame:journey") if isinstance(store, RedisStore) else None
+    clock.advance(6)
+    assert store.replace("journey", {"step": 2}) is True
+    assert store.get_with_ttl("journey") == ({"step": 2}, 4)
+    if real_ttl is not None:  # Redis's own cleanup TTL is neither dropped nor shortened
+        assert isinstance(store, RedisStore)
+        assert real_ttl - 5_000 < store.redis.pttl("sesame:journey") <= real_ttl
+    clock.advance(3.9)
+    assert store.get("journey") == {"step": 2}
+    clock.advance(0.1)  # the original put's deadline, not 10 s after the replace
+    assert store.get("journey") is None
+
+
+def test_replace_never_creates_an_entry(store: StateStore, clock: FrozenClock) -> None:
+    assert store.replace("absent", 1) is False
+    assert store.replace("absent", 1, expected=1) is False
+    assert store.get("absent") is None and not _physically_present(store, "absent")
+    store.put("late", "v", ttl=5)
+    clock.advance(5)
+    assert store.replace("late", "w") is False
+    assert store.replace("late", "w", expected="v") is False
+    assert store.get("late") is None and store.ttl("late") is None
+    assert store.add("late", "new", ttl=5) is True  # still seen as expired, not revived
+    assert store.get_with_ttl("late") == ("new", 5)
+
+
+def test_replace_cannot_bring_back_a_popped_or_deleted_key(store: StateStore) -> None:
+    store.put("finished", {"step": "done"}, ttl=60)
+    assert store.pop("finished") == {"step": "done"}
+    assert store.replace("finished", {"step": "password"}) is False
+    assert store.replace("finished", {"step": "password"}, expected={"step": "done"}) is False
+    store.put("cancelled", {"step": "otp"}, ttl=60)
+    store.delete("cancelled")
+    assert store.replace("cancelled", {"step": "password"}, expected={"step": "otp"}) is False
+    for key in ("finished", "cancelled"):
+        assert store.get(key) is None and not _physically_present(store, key)
+
+
+def test_replace_with_expected_is_compare_and_set(store: StateStore) -> None:
+    store.put("journey", {"step": "password", "tries": 1}, ttl=60)
+    assert store.replace("journey", {"step": "otp"}, expected={"step": "password", "tries": 2}) is False
+    assert store.replace("journey", {"step": "otp"}, expected="password") is False
+    assert store.get("journey") == {"step": "password", "tries": 1}  # untouched
+    # Dict key order does not matter: the encoding is canonical.
+    assert store.replace("journey", {"step": "otp"}, expected={"tries": 1, "step": "password"}) is True
+    assert store.get("journey") == {"step": "otp"}
+    # Compared as JSON text, so 1, 1.0 and true differ although Python says 1 == 1.0 == True.
+    store.put("n", 1, ttl=60)
+    assert store.replace("n", 2, expected=1.0) is False
+    assert store.replace("n", 2, expected=True) is False
+    assert store.replace("n", 2, expected=1) is True
+    assert store.get("n") == 2
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"z": {"é": "Sésame € 🔑", "a": [1, 2.5, 0.1 + 0.2, -0.0, 1e-7, 1e300]}, "a": {"b": {"c": None}}, "m": True},
+        [{"b": 1, "a": 2}, "ligne\n\"guillemets\" \\ \u2028 \x00", 2**70, -3.25],
+        "texte ünicode",
+        123456789012345678901234567890,
+        0.1,
+        False,
+    ],
+)
+def test_replace_matches_a_value_read_with_get(store: StateStore, value: Any) -> None:
+    store.put("k", value, ttl=60)
+    read = store.get("k")
+    assert store.replace("k", "other", expected=read) is True
+    assert store.replace("k", value, expected="other") is True
+    assert store.replace("k", "again", expected=store.get("k")) is True  # written by replace, read back
+    assert store.get("k") == "again"
+
+
 def test_prefixes_isolate_stores(store_config: dict[str, Any], clock: FrozenClock) -> None:
     one, close_one = build_store(store_config, clock, prefix="one:")
     two, close_two = build_store(store_config, clock, prefix="two:")
@@ -234,6 +329,15 @@ def test_threads_racing_pop_one_gets_it(store: StateStore) -> None:
     assert got.count("123456") == 1 and got.count(None) == 11
 
 
+def test_threads_racing_replace_one_wins(store: StateStore, clock: FrozenClock) -> None:
+    original = {"step": "password", "who": "Zoé", "score": 0.5}
+    store.put("journey", original, ttl=60)
+    clock.advance(1)
+    won = _race(16, lambda i: store.replace("journey", {"winner": i}, expected=original))
+    assert won.count(True) == 1
+    assert store.get_with_ttl("journey") == ({"winner": won.index(True)}, 59)
+
+
 def _process_worker(config: dict[str, Any], now: float, barrier: Any, out: Any, rounds: int) -> None:
     store, close = build_store(config, FrozenClock(now))
     try:
@@ -269,6 +373,47 @@ def test_processes_racing_add_and_incr(store_config: dict[str, Any], store: Stat
     assert sorted(n for _, counts in results for n in counts) == list(range(1, procs * rounds + 1))
     assert store.get("race:n") == procs * rounds
     assert store.get("race:add") in {w.pid for w in workers}
+
+
+def _replace_worker(config: dict[str, Any], now: float, barrier: Any, out: Any, keys: list[str], original: Any) -> None:
+    store, close = build_store(config, FrozenClock(now))
+    try:
+        barrier.wait(60)
+        out.put([store.replace(key, {"winner": os.getpid()}, expected=original) for key in keys])
+    except BaseException as exc:
+        out.put(exc)
+        raise
+    finally:
+        close()
+
+
+def test_processes_racing_replace_one_wins_each_key(
+    store_config: dict[str, Any], store: StateStore, clock: FrozenClock
+) -> None:
+    procs, keys = 4, [f"race:cas{i}" for i in range(20)]
+    original = {"step": "otp", "who": "Zoé", "score": 0.5}
+    for key in keys:
+        store.put(key, original, ttl=60)
+    ctx = multiprocessing.get_context("spawn")
+    barrier, out = ctx.Barrier(procs), ctx.Queue()
+    workers = [
+        ctx.Process(target=_replace_worker, args=(store_config, clock.now(), barrier, out, keys, original))
+        for _ in range(procs)
+    ]
+    for w in workers:
+        w.start()
+    try:
+        results = [out.get(timeout=120) for _ in range(procs)]
+    except queue.Empty:
+        pytest.fail("a worker process did not report")
+    finally:
+        for w in workers:
+            w.join(30)
+    assert all(isinstance(r, list) for r in results), results
+    for i, key in enumerate(keys):
+        assert [won[i] for won in results].count(True) == 1, key
+        assert store.get(key)["winner"] in {w.pid for w in workers}  # type: ignore[index]
+        assert store.ttl(key) == 60
 
 
 def test_redis_errors_surface(clock: FrozenClock) -> None:

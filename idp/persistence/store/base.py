@@ -1,7 +1,7 @@
 """The state store interface (DESIGN.md §5 "State").
 
 Everything a second Sésame process needs and that expires — SSO sessions,
-login transactions, SAML request and assertion IDs seen, one-time-code
+login journeys, SAML request and assertion IDs seen, one-time-code
 challenges, attempt counters, rate limits — goes through :class:`StateStore`.
 Two backends implement it: :class:`idp.persistence.store.sql.SqlStore` (embedded default)
 and :class:`idp.persistence.store.redis.RedisStore` (production, shared by many nodes).
@@ -17,7 +17,12 @@ Contract common to every backend:
   from then on, whatever the backend still holds physically;
 * time is read only from the injected :class:`idp.clock.Clock`, so tests move
   a :class:`idp.clock.FrozenClock` instead of sleeping;
-* ``add``, ``pop`` and ``incr`` are atomic across threads and processes.
+* ``add``, ``pop``, ``incr`` and ``replace`` are atomic across threads and
+  processes;
+* values are stored in a canonical JSON encoding (sorted keys, no spaces), so
+  ``replace(..., expected=...)`` compares values by that text: a value read
+  with ``get`` and passed back as ``expected`` matches, whatever the order of
+  its dict keys; ``1``, ``1.0`` and ``True`` do not match each other.
 """
 from __future__ import annotations
 
@@ -77,8 +82,28 @@ class StateStore(abc.ABC):
         """
 
     @abc.abstractmethod
+    def replace(self, key: str, value: JSONValue, *, expected: JSONValue | None = None) -> bool:
+        """Replace the live value under ``key`` with ``value``, keeping its expiry.
+
+        With ``expected``, only when the current value equals it (compare-and-set;
+        values compared by their canonical JSON encoding).  False, and nothing
+        written, when the key is absent or expired, or holds another value.
+        Atomic: of concurrent ``replace`` calls with the same ``expected``, in any
+        number of processes, exactly one returns True (provided their new values
+        differ from ``expected``: the winner's write is what makes the others fail).
+
+        Never creates an entry, so a key that was deleted, popped or has expired
+        stays absent (a finished login journey cannot come back), and never
+        moves the expiry: only ``put``, ``add`` and ``incr`` set it.
+        """
+
+    @abc.abstractmethod
     def ttl(self, key: str) -> int | None:
         """Whole seconds left before ``key`` expires (rounded up, so >= 1), or ``None``."""
+
+    @abc.abstractmethod
+    def get_with_ttl(self, key: str) -> tuple[JSONValue | None, int | None]:
+        """``(get(key), ttl(key))`` read together, or ``(None, None)`` when absent or expired."""
 
     @abc.abstractmethod
     def purge_expired(self) -> int:
@@ -101,7 +126,10 @@ class StateStore(abc.ABC):
     def _encode(value: JSONValue) -> str:
         if value is None:
             raise ValueError("None cannot be stored: get() answers None for an absent key")
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        # Canonical (sorted keys, fixed separators): ``replace`` compares the
+        # stored text with ``_encode(expected)``, and json.loads then _encode
+        # gives the same text back (floats print as their shortest repr).
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
     @staticmethod
     def _decode(raw: str | bytes) -> JSONValue:

@@ -8,8 +8,8 @@ seconds of real time from the write, so a :class:`~idp.clock.FrozenClock`
 that jumps forward (tests, benchmarks) still sees correct expiry, and with the
 real clock Redis frees the memory shortly after the logical expiry.
 
-``add`` and ``incr`` are Lua scripts (atomic on the server); ``put`` and
-``pop`` are ``MULTI``/``EXEC`` transactions.
+``add``, ``incr`` and ``replace`` are Lua scripts (atomic on the server);
+``put`` and ``pop`` are ``MULTI``/``EXEC`` transactions.
 """
 from __future__ import annotations
 
@@ -41,6 +41,17 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 """
 
+# KEYS[1] key; ARGV: value, now[, expected value].
+# Only a live entry is rewritten, and only its 'v': 'e' and Redis's own TTL stay
+# as they were (no HSET on a dead key, which would recreate it without a TTL).
+_REPLACE_LUA = """
+local e = tonumber(redis.call('HGET', KEYS[1], 'e'))
+if not e or e <= tonumber(ARGV[2]) then return 0 end
+if ARGV[3] and redis.call('HGET', KEYS[1], 'v') ~= ARGV[3] then return 0 end
+redis.call('HSET', KEYS[1], 'v', ARGV[1])
+return 1
+"""
+
 
 class RedisStore(StateStore):
     """:class:`StateStore` on a Redis server given by URL (``redis://host:port/db``)."""
@@ -59,6 +70,7 @@ class RedisStore(StateStore):
         self.redis: redis.Redis = redis.Redis.from_url(url, decode_responses=True, **client_kwargs)
         self._add_script = self.redis.register_script(_ADD_LUA)
         self._incr_script = self.redis.register_script(_INCR_LUA)
+        self._replace_script = self.redis.register_script(_REPLACE_LUA)
 
     def _real_ttl_ms(self, ttl: int) -> int:
         return (self._check_ttl(ttl) + self.real_ttl_margin) * 1000
@@ -102,9 +114,22 @@ class RedisStore(StateStore):
         now = self.clock.now()
         return int(self._incr_script(keys=[full], args=[repr(now + ttl), repr(now), real_ms]))
 
+    def replace(self, key: str, value: JSONValue, *, expected: JSONValue | None = None) -> bool:
+        args = [self._encode(value), repr(self.clock.now())]
+        if expected is not None:
+            args.append(self._encode(expected))
+        return bool(self._replace_script(keys=[self._key(key)], args=args))
+
     def ttl(self, key: str) -> int | None:
         raw_expiry = self.redis.hget(self._key(key), "e")
         return None if raw_expiry is None else self._seconds_left(float(raw_expiry), self.clock.now())
+
+    def get_with_ttl(self, key: str) -> tuple[JSONValue | None, int | None]:
+        raw_value, raw_expiry = self.redis.hmget(self._key(key), ["v", "e"])
+        now = self.clock.now()  # once, so that a live value never comes with a None ttl
+        if raw_value is None or raw_expiry is None or float(raw_expiry) <= now:
+            return None, None
+        return self._decode(raw_value), self._seconds_left(float(raw_expiry), now)
 
     def purge_expired(self) -> int:
         """Nothing to do: Redis removes entries itself (see the module docstring)."""

@@ -5,9 +5,10 @@ created by the Alembic migrations like every other table.  Each operation is
 one SQL statement in its own transaction, so atomicity comes from the
 database: ``add`` and ``incr`` are ``INSERT ... ON CONFLICT DO UPDATE`` whose
 update only fires on an expired row (``add``) or distinguishes live from
-expired rows (``incr``); ``pop`` is ``DELETE ... RETURNING``.  This holds on
-PostgreSQL (row locks, the ``WHERE`` is re-checked on the latest row version)
-and on SQLite >= 3.35 (one writer at a time).
+expired rows (``incr``); ``pop`` is ``DELETE ... RETURNING``; ``replace`` is
+an ``UPDATE`` whose ``WHERE`` asks for a live row (and the expected value).
+This holds on PostgreSQL (row locks, the ``WHERE`` is re-checked on the latest
+row version) and on SQLite >= 3.35 (one writer at a time).
 
 Expired rows are invisible at once and physically removed by
 :meth:`SqlStore.purge_expired`, which a periodic job should call.
@@ -16,7 +17,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Column, Double, Engine, Index, Integer, String, Table, Text, case, cast, delete, literal, select
+from sqlalchemy import (
+    Column, Double, Engine, Index, Integer, String, Table, Text, case, cast, delete, literal, select, update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from idp.clock import Clock
@@ -108,10 +111,27 @@ class SqlStore(StateStore):
         with self.engine.begin() as conn:
             return int(conn.execute(stmt.returning(_t.value)).scalar_one())
 
+    def replace(self, key: str, value: JSONValue, *, expected: JSONValue | None = None) -> bool:
+        # An UPDATE never inserts, and leaves expires_at alone.  Concurrent
+        # compare-and-sets queue on the row lock; each loser's WHERE is then
+        # re-checked against the winner's value and no longer matches.
+        stmt = update(state_entry).where(_t.key == self._key(key), _t.expires_at > self.clock.now())
+        if expected is not None:
+            stmt = stmt.where(_t.value == self._encode(expected))
+        with self.engine.begin() as conn:
+            return conn.execute(stmt.values(value=self._encode(value))).rowcount == 1
+
     def ttl(self, key: str) -> int | None:
         with self.engine.connect() as conn:
             expires_at = conn.execute(select(_t.expires_at).where(_t.key == self._key(key))).scalar_one_or_none()
         return None if expires_at is None else self._seconds_left(expires_at, self.clock.now())
+
+    def get_with_ttl(self, key: str) -> tuple[JSONValue | None, int | None]:
+        now = self.clock.now()
+        query = select(_t.value, _t.expires_at).where(_t.key == self._key(key), _t.expires_at > now)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return (None, None) if row is None else (self._decode(row.value), self._seconds_left(row.expires_at, now))
 
     def purge_expired(self) -> int:
         """Delete this prefix's expired rows (other prefixes may run other clocks)."""
