@@ -1,27 +1,35 @@
-"""Digital keys.  Each key is one module exposing one ``Adapter`` subclass.
+"""Digital keys.  Each key is one module (or package) exposing one ``Adapter`` subclass.
 
 ``ADAPTERS`` is the explicit registry (DESIGN.md §8.3): configuration selects
-keys by id, and an unknown id fails at start, not at the first login.
-Adding a key means adding one module and one line here.
+keys by id, and an unknown id or an ill-typed setting fails at start, not at
+the first login.  Adding a key means adding one module and one line here,
+plus its id in ``[keys] enabled``.
 """
 from __future__ import annotations
 
 from typing import Mapping
 
-from adapters.base import Adapter, AuthResult, Challenge, Failure, Group, Redirect, Success  # noqa: F401
+from adapters.base import (  # noqa: F401
+    Adapter, AuthResult, Challenge, Failure, Group, Json, Purpose, Redirect, Subject, SubjectKind, Success,
+)
 from adapters.password import PasswordAdapter
+from adapters.settings import SettingsError
 
 ADAPTERS: dict[str, type[Adapter]] = {
     PasswordAdapter.id: PasswordAdapter,
 }
 
 
-def build_adapters(enabled: list[str], settings: Mapping[str, Mapping]) -> dict[str, Adapter]:
-    """Instantiate the configured keys, in configuration order; unknown ids raise."""
-    unknown = [k for k in enabled if k not in ADAPTERS]
-    if unknown:
-        from idp.errors import ConfigError
+def build_adapters(enabled: list[str], settings: Mapping[str, Mapping],
+                   registry: Mapping[str, type[Adapter]] | None = None) -> dict[str, Adapter]:
+    """Instantiate the configured keys, in configuration order.
 
-        raise ConfigError(f"unknown digital key(s) in [keys] enabled: {', '.join(unknown)}; "
-                          f"known: {', '.join(sorted(ADAPTERS))}")
-    return {k: ADAPTERS[k](settings.get(k, {})) for k in enabled}
+    ``registry`` defaults to ``ADAPTERS``; an unknown id, or settings that do
+    not fit the key's ``Settings``, raise ``SettingsError``.
+    """
+    registry = ADAPTERS if registry is None else registry
+    unknown = [k for k in enabled if k not in registry]
+    if unknown:
+        raise SettingsError(f"unknown digital key(s) in [keys] enabled: {', '.join(unknown)}; "
+                            f"known: {', '.join(sorted(registry))}")
+    return {k: registry[k](settings.get(k, {})) for k in enabled}

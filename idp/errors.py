@@ -138,3 +138,32 @@ class EncryptionUnavailable(SesameError):
 
     code = "encryption_unavailable"
     saml_top = SAML_RESPONDER
+
+
+# --- journeys --------------------------------------------------------------------
+class JourneyConflict(SesameError):
+    """Two requests of one journey at once: the later one is refused, nothing lost."""
+
+    code = "journey_conflict"
+    http_status = 409
+
+
+class ReturnRefused(SesameError):
+    """A return from outside with an unknown, expired, reused or forged state."""
+
+    code = "bad_return"
+
+
+class ResultRefused(SesameError):
+    """A key proved something the journey cannot accept (wrong key, level too low,
+    another person): never a session, never an answer to a portal."""
+
+    code = "result_refused"
+    http_status = 403
+
+
+class UnknownPerson(SesameError):
+    """A key proved an identity Sésame does not know and may not provision."""
+
+    code = "unknown_person"
+    http_status = 403

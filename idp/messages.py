@@ -34,6 +34,14 @@ ERRORS = {
     "bad_credentials": _l("Le nom d'utilisateur ou le mot de passe est incorrect."),
     "missing_credentials": _l("Veuillez introduire votre nom d'utilisateur et votre mot de passe."),
     "account_blocked": _l("Votre compte a été bloqué après trop de tentatives. Réessayez dans %(minutes)s minutes."),
+    # journeys
+    "journey_conflict": _l("Cette page a été envoyée plusieurs fois en même temps. Veuillez recommencer."),
+    "bad_return": _l("Le retour vers Sésame n'est pas valable ou a déjà été utilisé. Retournez au service en ligne et recommencez."),
+    "result_refused": _l("Cette identification ne peut pas être acceptée ici. Choisissez une autre clé numérique."),
+    "level_not_reached": _l("Cette identification n'atteint pas le niveau de sécurité demandé. Choisissez une autre clé numérique."),
+    "unknown_person": _l("Vous n'êtes pas encore enregistré(e) auprès de Sésame avec cette clé numérique."),
+    "unexpected_return": _l("Le retour vers Sésame n'est pas valable ou a déjà été utilisé. Retournez au service en ligne et recommencez."),
+    "unknown_step": _l("Cette page n'existe pas."),
 }
 
 GROUPS = {
@@ -55,8 +63,9 @@ KEYS = {
 }
 
 
-def error_message(code: str, params: dict | None = None) -> str:
-    text = str(ERRORS.get(code, ERRORS["error"]))
+def error_message(code: str, params: dict | None = None, extra: dict | None = None) -> str:
+    """The citizen's text for an error code; ``extra`` holds a key's own messages."""
+    text = str((extra or {}).get(code) or ERRORS.get(code, ERRORS["error"]))
     try:
         return text % (params or {}) if params else text
     except (KeyError, ValueError, TypeError):

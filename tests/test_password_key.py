@@ -455,3 +455,46 @@ def test_hash_is_renewed_at_login_when_the_cost_parameters_change(tmp_path):
     autopost_fields(login_with_password(browser, page, username="marie", password=PASSWORD))
     after = stronger.people.credential(key="password", username="marie").secret_hash
     assert "m=8192,t=2,p=1" in after and after != before
+
+
+# --- attackers send requests in parallel ------------------------------------------------
+def _same_browser(app, browser):
+    other = app.test_client()
+    cookie = browser.get_cookie("sesame")
+    other.set_cookie("sesame", cookie.value, domain=cookie.domain)
+    return other
+
+
+@pytest.mark.parametrize("store_kind", ["sql", "redis"])
+def test_sixteen_parallel_wrong_passwords_get_at_most_five_checks(store_kind, request):
+    """Reserve before verifying: 16 guesses at once, over HTTP, verify at most 5
+    passwords; then even the right password is refused until the block ends."""
+    import threading
+
+    world = request.getfixturevalue(f"{store_kind}_world")
+    username = add_citizen(world.services)
+    browser = world.app.test_client()
+    form = open_password_form(browser, world.portal)
+    clients = [_same_browser(world.app, browser) for _ in range(16)]
+    before = last_audit_id(world.services)
+    barrier, statuses, lock = threading.Barrier(16), [], threading.Lock()
+
+    def guess(i):
+        barrier.wait()
+        answer = submit(clients[i], form, username, f"{WRONG}-{i}")
+        with lock:
+            statuses.append(answer.status_code)
+
+    threads = [threading.Thread(target=guess, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    events = audit_since(world.services, before)
+    verified = [e for e in events if e.result == "bad_credentials" or e.event == "login.lockout"]
+    assert len(verified) == 5, [(e.event, e.result) for e in events]
+    assert statuses.count(401) + statuses.count(403) + statuses.count(409) == 16, statuses
+    assert statuses.count(401) <= 4
+    right = attempt(browser, world, username, PASSWORD)
+    assert code(right) == "account_blocked" and right.status_code == 403
+    assert sid(browser) is None

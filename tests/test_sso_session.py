@@ -1,18 +1,13 @@
-"""SSO sessions (idp/sessions/sso_session.py) and login transactions (idp/transactions.py)
-on every real state store (SQL on SQLite, SQL on PostgreSQL, Redis), with a frozen
-clock (DESIGN.md §1 steps 3, 4, 7; §5)."""
+"""SSO sessions (idp/sessions/sso_session.py) on every real state store (SQL on
+SQLite, SQL on PostgreSQL, Redis), with a frozen clock (DESIGN.md §1 steps 4, 7; §5)."""
 from __future__ import annotations
 
 import pytest
 
-from idp.errors import LoginExpired
 from idp.sessions.levels import requirement_from
-from idp.saml.authn_request import AuthnRequestData
 from idp.sessions.sso_session import SsoSession, SsoSessions
-from idp.journeys.transactions import LoginTransaction, Transactions
 
 LIFETIME = 8 * 3600
-TX_TTL = 900
 FAS = "urn:be:fedict:iam:fas:citizen:Level"
 MON_ESPACE = "http://localhost:18081/metadata"
 FSE = "http://localhost:18082/metadata"
@@ -21,11 +16,6 @@ FSE = "http://localhost:18082/metadata"
 @pytest.fixture
 def sessions(store, clock) -> SsoSessions:
     return SsoSessions(store, lifetime=LIFETIME, clock=clock)
-
-
-@pytest.fixture
-def transactions(store) -> Transactions:
-    return Transactions(store, ttl=TX_TTL)
 
 
 def start(sessions: SsoSessions, *, previous=None, person_id=1, key="password", level=100) -> SsoSession:
@@ -157,122 +147,64 @@ def test_satisfies_without_requirement_checks_key_and_minimum_only():
     assert not _session("totp", 400).satisfies(keys=["totp"], min_level=500, requirement=None)
 
 
-# --- login transactions -----------------------------------------------------------
-def _request(request_id="_req1") -> AuthnRequestData:
-    return AuthnRequestData(request_id=request_id, issuer=MON_ESPACE, acs_url="http://localhost:18081/acs",
-                            destination="http://idp.test/saml/sso", issue_instant=1.0, force_authn=False,
-                            is_passive=False, nameid_format=None, context_refs=(f"{FAS}100",),
-                            comparison="minimum", signed=True)
+# --- never lowered; every key of the session kept --------------------------------
+def test_a_lower_level_login_never_lowers_the_session(sessions):
+    strong = start(sessions, key="eid", level=500)
+    weaker = start(sessions, previous=strong.id, key="password", level=100)  # ForceAuthn with the password
+    stored = sessions.get(weaker.id)
+    assert weaker.id != strong.id and sessions.get(strong.id) is None  # a new id all the same
+    assert (stored.level, stored.key) == (500, "eid")
+    assert set(stored.logins) == {"eid", "password"}
 
 
-def create(transactions: Transactions, browser="browser-a", **kwargs) -> LoginTransaction:
-    return transactions.create(browser=browser, request=_request(), relay_state="/forms", keys=["password"],
-                               min_level=100, lang="nl", **kwargs)
+def test_another_person_starts_from_nothing(sessions):
+    strong = start(sessions, person_id=1, key="eid", level=500)
+    other = start(sessions, previous=strong.id, person_id=2, key="password", level=100)
+    assert (other.level, other.key, set(other.logins)) == (100, "password", {"password"})
 
 
-def test_transaction_loads_back_for_its_browser(transactions):
-    tx = create(transactions)
-    loaded = transactions.load(tx.id, browser="browser-a")
-    assert loaded.to_mapping() == tx.to_mapping()
-    assert loaded.request == _request()
-    assert (loaded.relay_state, loaded.keys, loaded.min_level, loaded.lang) == ("/forms", ["password"], 100, "nl")
+def test_best_login_picks_an_acceptable_key_of_the_session(sessions):
+    session = start(sessions, key="eid", level=500)
+    session = start(sessions, previous=session.id, key="password", level=100)
+    session = sessions.get(session.id)
+    # A portal that accepts only the password is answered with the password login, not the eID's.
+    only_password = session.best_login(keys=["password"], min_level=100, requirement=None)
+    assert (only_password.key, only_password.level) == ("password", 100)
+    best = session.best_login(keys=["password", "eid"], min_level=100, requirement=None)
+    assert (best.key, best.level) == ("eid", 500)
+    assert session.best_login(keys=["totp"], min_level=100, requirement=None) is None
 
 
-def test_transaction_ids_are_unique(transactions):
-    assert len({create(transactions).id for _ in range(20)}) == 20
+def test_attributes_learned_are_kept_across_logins_of_one_person(sessions):
+    first = sessions.start(previous=None, person_id=1, fedid="f1", key="itsme", level=500, authn_instant=1.0,
+                           attributes={"given_name": "Marie"})
+    second = sessions.start(previous=first.id, person_id=1, fedid="f1", key="password", level=100,
+                            authn_instant=2.0, attributes={"mail": "m@example.be"})
+    assert sessions.get(second.id).attributes == {"given_name": "Marie", "mail": "m@example.be"}
 
 
-@pytest.mark.parametrize("browser", ["browser-b", "", None, "browser-a "])
-def test_transaction_from_another_browser_is_expired(transactions, browser):
-    tx = create(transactions)
-    with pytest.raises(LoginExpired):
-        transactions.load(tx.id, browser=browser)
-    assert transactions.load(tx.id, browser="browser-a").id == tx.id  # still the owner's
+def test_add_portal_in_parallel_keeps_every_portal(sessions):
+    import threading
+
+    session = start(sessions)
+    portals = [f"http://portal{i}.test/metadata" for i in range(8)]
+    barrier = threading.Barrier(len(portals))
+
+    def add(entity_id):
+        copy = sessions.get(session.id)
+        barrier.wait()
+        sessions.add_portal(copy, entity_id)
+
+    threads = [threading.Thread(target=add, args=(p,)) for p in portals]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(sessions.get(session.id).portals) == sorted(portals)
 
 
-@pytest.mark.parametrize("tx_id", [None, "", "unknown", "x" * 65])
-def test_unknown_transaction_is_expired(transactions, tx_id):
-    create(transactions)
-    with pytest.raises(LoginExpired) as raised:
-        transactions.load(tx_id, browser="browser-a")
-    assert raised.value.code == "login_expired"
-
-
-def test_transaction_expires_after_its_ttl(transactions, clock):
-    tx = create(transactions)
-    clock.advance(TX_TTL - 1)
-    transactions.load(tx.id, browser="browser-a")
-    clock.advance(1)
-    with pytest.raises(LoginExpired):
-        transactions.load(tx.id, browser="browser-a")
-
-
-def test_adapter_state_is_saved_without_extending_the_ttl(transactions, clock):
-    tx = create(transactions)
-    clock.advance(TX_TTL - 60)
-    tx.state_for("password")["tries"] = 2
-    tx.state_for("totp")["sent"] = True
-    transactions.save(tx)
-    loaded = transactions.load(tx.id, browser="browser-a")
-    assert loaded.adapters == {"password": {"tries": 2}, "totp": {"sent": True}}
-    clock.advance(60)
-    with pytest.raises(LoginExpired):
-        transactions.load(tx.id, browser="browser-a")
-
-
-def test_finish_is_single_use(transactions):
-    tx = create(transactions)
-    assert transactions.finish(tx) is True
-    assert transactions.finish(tx) is False
-    with pytest.raises(LoginExpired):
-        transactions.load(tx.id, browser="browser-a")
-
-
-def test_finish_of_an_expired_transaction_fails(transactions, clock):
-    tx = create(transactions)
-    clock.advance(TX_TTL)
-    assert transactions.finish(tx) is False
-
-
-def test_save_does_not_resurrect_a_finished_transaction(transactions):
-    tx = create(transactions)
-    stale_copy = transactions.load(tx.id, browser="browser-a")
-    assert transactions.finish(tx) is True       # request 1: login succeeded, response sent
-    with pytest.raises(LoginExpired):            # request 2 (same tx, wrong password): told it is over
-        transactions.save(stale_copy)
-    with pytest.raises(LoginExpired):
-        transactions.load(tx.id, browser="browser-a")
-
-
-def test_claim_binds_an_unbound_transaction_once(transactions):
-    parked = create(transactions, browser="")  # a cross-site POST without the session cookie
-    with pytest.raises(LoginExpired):
-        transactions.load(parked.id, browser="browser-a")  # not anyone's until claimed
-    claimed = transactions.claim(parked.id, browser="browser-a")
-    assert claimed.browser == "browser-a" and claimed.request == _request()
-    assert transactions.load(parked.id, browser="browser-a").browser == "browser-a"
-    with pytest.raises(LoginExpired):
-        transactions.claim(parked.id, browser="browser-b")  # already bound
-    assert transactions.claim(parked.id, browser="browser-a").id == parked.id  # the owner may again
-
-
-def test_claim_of_a_bound_transaction_checks_the_browser(transactions):
-    tx = create(transactions, browser="browser-a")
-    with pytest.raises(LoginExpired):
-        transactions.claim(tx.id, browser="browser-b")
-    assert transactions.load(tx.id, browser="browser-a").browser == "browser-a"
-
-
-@pytest.mark.parametrize("tx_id", [None, "", "unknown", "x" * 65])
-def test_claim_of_an_unknown_transaction_is_expired(transactions, tx_id):
-    with pytest.raises(LoginExpired):
-        transactions.claim(tx_id, browser="browser-a")
-
-
-def test_claim_keeps_the_original_ttl(transactions, clock):
-    parked = create(transactions, browser="")
-    clock.advance(TX_TTL - 10)
-    transactions.claim(parked.id, browser="browser-a")
-    clock.advance(10)
-    with pytest.raises(LoginExpired):
-        transactions.load(parked.id, browser="browser-a")
+def test_add_portal_does_not_bring_back_an_ended_session(sessions):
+    session = start(sessions)
+    sessions.end(session.id)
+    sessions.add_portal(session, MON_ESPACE)
+    assert sessions.get(session.id) is None

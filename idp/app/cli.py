@@ -104,6 +104,7 @@ def _policy_args(args, current: dict | None = None) -> dict:
 
 
 def cmd_portal_add(args) -> int:
+    from idp.sessions.levels import LevelTable
     from metadata.errors import MetadataError
     from metadata.fetch import load_metadata_source
     from metadata.policy import policy_from_mapping
@@ -112,7 +113,7 @@ def cmd_portal_add(args) -> int:
     try:
         xml = load_metadata_source(args.source)
         policy = policy_from_mapping(_policy_args(args), known_keys=list(services.adapters),
-                                     levels=[100, 200, 300, 400, 500])
+                                     levels=services.levels.scale)
         portal = services.registry.add(xml=xml, source=args.source, policy=policy, name=args.name,
                                        replace=args.replace)
     except MetadataError as exc:

@@ -15,6 +15,7 @@ from pathlib import Path
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from werkzeug.serving import make_server
 
+from idp.sessions.levels import LevelTable
 from keys.generate import ensure_key_pair
 from metadata.policy import policy_from_mapping
 from sp_examples.portal import PortalSpec, create_portal_app, sp_config, sp_metadata
@@ -58,7 +59,7 @@ def register_portal(services, spec: PortalSpec, directory: Path):
     key_file, cert_file = ensure_key_pair(directory=directory / spec.slug, common_name=spec.slug)
     config = sp_config(spec, key_file=key_file, cert_file=cert_file, idp_metadata=idp_metadata_xml(services))
     policy = policy_from_mapping(dict(spec.policy), known_keys=list(services.adapters),
-                                 levels=[100, 200, 300, 400, 500])
+                                 levels=services.levels.scale)
     services.registry.add(xml=sp_metadata(config), source=f"demo:{spec.slug}", policy=policy,
                           name=spec.title, replace=True)
     return config

@@ -14,12 +14,26 @@ from idp.messages import error_message
 
 log = logging.getLogger("sesame.web")
 
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; font-src 'self'; "
-       "connect-src 'self'; form-action 'self'{extra}; frame-ancestors 'none'; base-uri 'none'")
+CSP = {"default-src": ("'none'",), "script-src": ("'self'",), "style-src": ("'self'",), "img-src": ("'self'",),
+       "font-src": ("'self'",), "connect-src": ("'self'",), "form-action": ("'self'",),
+       "frame-ancestors": ("'none'",), "base-uri": ("'none'",)}
+# What a key's page may add (``Adapter.page_policy``): never scripts, frames or base.
+EXTENSIBLE = frozenset({"connect-src", "form-action", "img-src"})
+
+
+def content_security_policy(extra: dict[str, tuple[str, ...]] | None = None) -> str:
+    """The strict page policy, with the extra sources of this page only."""
+    directives = {name: list(sources) for name, sources in CSP.items()}
+    for name, sources in (extra or {}).items():
+        if name not in EXTENSIBLE:
+            raise ValueError(f"a page may not extend {name}")
+        directives[name] += [src for src in sources if src not in directives[name]
+                             and not any(c in src for c in ";,\r\n")]
+    return "; ".join(f"{name} {' '.join(sources)}" for name, sources in directives.items())
 
 
 def browser_id(create: bool = True) -> str | None:
-    """A random id of this browser, in the session cookie; binds login transactions."""
+    """A random id of this browser, in the session cookie; binds journeys."""
     bid = session.get("b")
     if bid is None and create:
         bid = session["b"] = secrets.token_urlsafe(18)
@@ -40,8 +54,10 @@ def init_web(app, settings) -> None:
 
     @app.after_request
     def security_headers(response):
-        extra = " " + " ".join(g.form_targets) if getattr(g, "form_targets", None) else ""
-        response.headers["Content-Security-Policy"] = CSP.format(extra=extra)
+        extra = {name: tuple(sources) for name, sources in (getattr(g, "page_policy", None) or {}).items()}
+        if getattr(g, "form_targets", None):
+            extra["form-action"] = extra.get("form-action", ()) + tuple(g.form_targets)
+        response.headers["Content-Security-Policy"] = content_security_policy(extra)
         response.headers["X-Frame-Options"] = "DENY"
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "same-origin"

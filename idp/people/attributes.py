@@ -10,9 +10,18 @@ PROFILE = ("egovNRN", "surname", "givenName", "mail", "PrefLanguage", "fedid", "
            "authenticationMethod")
 
 
-def person_attributes(*, person, key: str, lang: str | None) -> dict[str, str | None]:
-    """Every attribute of the profile Sésame knows for this person and login."""
-    return {
+# What keys learn (adapters.base.LEARNABLE) under the profile's names.
+LEARNED_AS = {"surname": "surname", "given_name": "givenName", "mail": "mail", "birth_date": "birthDate",
+              "nrn": "egovNRN"}
+
+
+def person_attributes(*, person, key: str, lang: str | None,
+                      learned: Mapping[str, str] | None = None) -> dict[str, str | None]:
+    """Every attribute of the profile Sésame knows for this person and login.
+
+    What the keys of the session learned fills what the person row lacks.
+    """
+    found = {
         "egovNRN": person.nrn,
         "surname": person.surname,
         "givenName": person.given_name,
@@ -22,6 +31,10 @@ def person_attributes(*, person, key: str, lang: str | None) -> dict[str, str | 
         "birthDate": person.birth_date.isoformat() if person.birth_date else None,
         "authenticationMethod": key,
     }
+    for name, value in (learned or {}).items():
+        if name in LEARNED_AS and value and not found.get(LEARNED_AS[name]):
+            found[LEARNED_AS[name]] = value
+    return found
 
 
 def release(*, available: Mapping[str, str | None], allowed: Sequence[str]) -> dict[str, list[str]]:

@@ -2,7 +2,7 @@
 
 SQLite by default, PostgreSQL in production; schema changes are Alembic
 migrations in ``idp/migrations``.  Short-lived state (sessions, login
-transactions, counters) is not here but in the state store (``idp.persistence.store``).
+journeys, counters) is not here but in the state store (``idp.persistence.store``).
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The single sign-on service (DESIGN.md §1): from a checked request to a signed
 (and, where the portal's policy asks, encrypted) response.  No Flask here;
-``idp.views.saml`` and ``idp.views.flow`` call it.
+the journey engine (``idp.journeys.engine``) calls it.
 """
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ from lxml import etree
 
 from idp import errors
 from idp.people.attributes import PROFILE, pairwise_id, person_attributes, release
-from idp.sessions.levels import requirement_from, stated_class
 from idp.saml.authn_request import NAMEID_FORMATS, NAMEID_UNSPECIFIED, AuthnRequestData, read_authn_request
 from idp.saml.bindings import encode_post
 from idp.saml.response import AssertionFacts, build_assertion, build_response, new_id
-from idp.sessions.sso_session import SsoSession
+from idp.sessions.sso_session import Login, SsoSession
 from keys.xmlenc import EncryptionError, check_recipient, encrypt_element
 from metadata.idp_metadata import build_idp_metadata
 
@@ -35,13 +34,18 @@ class PostForm:
 
 @dataclass(frozen=True)
 class Decision:
-    """What to do with a checked request: answer at once, or show the login page."""
+    """What to do with a checked request: answer at once from the session's
+    ``login``, or open a journey with the acceptable ``keys``."""
 
     request: AuthnRequestData
     portal: object
     keys: list[str]
     min_level: int
-    answer_now: bool
+    login: Login | None
+
+    @property
+    def answer_now(self) -> bool:
+        return self.login is not None
 
 
 class SsoService:
@@ -87,30 +91,36 @@ class SsoService:
         if not self.s.store.add(f"seen:{issuer}:{request_id}", 1, ttl=self.max_age + 2 * self.skew):
             raise errors.ReplayedRequest(f"request ID {request_id[:80]} seen before")
 
+    def requirement(self, request: AuthnRequestData):
+        """The ``LevelRequirement`` of a request; ``NoAuthnContext`` when no class is known."""
+        requirement = self.s.levels.requirement(list(request.context_refs), request.comparison)
+        if requirement is None:
+            raise errors.NoAuthnContext(f"unknown authentication context {request.context_refs}")
+        return requirement
+
     def decide(self, *, request: AuthnRequestData, portal, session: SsoSession | None) -> Decision:
         """Which keys may answer, and whether the SSO session answers at once.
 
-        Raises errors answered to the portal with a SAML status (``NoAuthnContext``,
+        A key is acceptable when the portal accepts it and its range of levels
+        can meet both the portal's minimum and the request.  Raises errors
+        answered to the portal with a SAML status (``NoAuthnContext``,
         ``NoPassive``, ``InvalidNameIdPolicy``).
         """
         policy = portal.policy
         if request.nameid_format not in (None, NAMEID_UNSPECIFIED, NAMEID_FORMATS[policy.nameid_format]):
             raise errors.InvalidNameIdPolicy(f"{request.nameid_format} not released to {portal.entity_id}")
-        requirement = requirement_from(list(request.context_refs), request.comparison)
-        if requirement is None:
-            raise errors.NoAuthnContext(f"unknown authentication context {request.context_refs}")
-        adapters = self.s.adapters
-        accepted = policy.accepted_keys or tuple(adapters)
-        keys = [k for k, a in adapters.items()
-                if k in accepted and a.level >= policy.min_level and requirement.accepts(a.level)]
+        requirement = self.requirement(request)
+        accepted = policy.accepted_keys or tuple(self.s.adapters)
+        keys = [k for k, a in self.s.adapters.items()
+                if k in accepted and can_reach(a, policy.min_level, requirement, self.s.levels.scale)]
         if not keys:
             raise errors.NoAuthnContext("no enabled key meets the portal's policy and the request")
-        answer_now = (session is not None and not request.force_authn
-                      and session.satisfies(keys=keys, min_level=policy.min_level, requirement=requirement))
-        if not answer_now and request.is_passive:
+        login = None
+        if session is not None and not request.force_authn:
+            login = session.best_login(keys=keys, min_level=policy.min_level, requirement=requirement)
+        if login is None and request.is_passive:
             raise errors.NoPassive("passive request and no session that satisfies it")
-        return Decision(request=request, portal=portal, keys=keys, min_level=policy.min_level,
-                        answer_now=answer_now)
+        return Decision(request=request, portal=portal, keys=keys, min_level=policy.min_level, login=login)
 
     # --- responses ------------------------------------------------------------
     def _sign(self, xml: bytes, *, response_id: str, assertion_id: str | None, portal,
@@ -148,7 +158,7 @@ class SsoService:
                 problems.append(exc.reason)
         raise errors.EncryptionUnavailable("; ".join(problems) or "no encryption key in the portal's metadata")
 
-    def respond(self, *, request: AuthnRequestData, portal, session: SsoSession, person,
+    def respond(self, *, request: AuthnRequestData, portal, session: SsoSession, person, login: Login,
                 lang: str | None, relay_state: str | None, reused: bool = False) -> PostForm:
         """A signed success response for this portal, with what its policy releases.
 
@@ -168,12 +178,14 @@ class SsoService:
             nameid = pairwise_id(secret=self.s.pairwise_secret, sp_entity_id=portal.entity_id, fedid=person.fedid)
         else:
             nameid = new_id()
-        available = person_attributes(person=person, key=session.key, lang=lang)
+        available = person_attributes(person=person, key=login.key, lang=lang, learned=session.attributes)
         facts = AssertionFacts(
             nameid=nameid, nameid_format=NAMEID_FORMATS[policy.nameid_format],
             attributes=release(available=available, allowed=policy.attributes),
-            authn_instant=session.authn_instant, session_index=session.index,
-            context_class=stated_class(session.level, request.context_refs, request.comparison))
+            authn_instant=login.authn_instant, session_index=session.index,
+            context_class=self.s.levels.stated_class(level=login.level, key=login.key,
+                                                     class_refs=request.context_refs,
+                                                     comparison=request.comparison))
         assertion_id = new_id()
         assertion = build_assertion(
             idp_entity_id=self.s.settings.entity_id, sp_entity_id=portal.entity_id, acs_url=request.acs_url,
@@ -185,7 +197,7 @@ class SsoService:
                          encrypt_to=encrypt_to)
         self.s.sessions.add_portal(session, portal.entity_id, subject=(nameid, facts.nameid_format))
         self.s.audit.record("sso.reuse" if reused else "saml.response", portal=portal.entity_id,
-                            person_fedid=person.fedid, key=session.key, level=session.level,
+                            person_fedid=person.fedid, key=login.key, level=login.level,
                             request_id=request.request_id, signed_request=request.signed,
                             encrypted=encrypt_to is not None)
         return PostForm(request.acs_url, encode_post(xml), relay_state)
@@ -201,3 +213,11 @@ class SsoService:
         self.s.audit.record("saml.response", result=error.code, portal=portal.entity_id,
                             request_id=request.request_id)
         return PostForm(request.acs_url, encode_post(xml), relay_state)
+
+
+def can_reach(adapter, min_level: int, requirement, scale) -> bool:
+    """Whether some level of the scale in the key's range meets the portal's
+    minimum and the request (a variable-level key may reach several)."""
+    low, high = adapter.levels
+    return any(low <= level <= high and level >= min_level and requirement.accepts(level, adapter.id)
+               for level in scale)

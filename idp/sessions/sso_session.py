@@ -15,12 +15,22 @@ PREFIX = "sso:"
 INDEX_PREFIX = "sidx:"
 
 
+@dataclass(frozen=True)
+class Login:
+    """One key used in this session: what it reached, when, and who vouched."""
+
+    key: str
+    level: int
+    authn_instant: float
+    authority: str = "sesame"
+
+
 @dataclass
 class SsoSession:
     id: str
     person_id: int
     fedid: str
-    key: str
+    key: str              # the strongest login of the session (level, key, instant below)
     level: int
     authn_instant: float
     created: float
@@ -28,12 +38,28 @@ class SsoSession:
     portals: list[str] = field(default_factory=list)
     # entity ID -> [NameID, NameID format] last sent to that portal, for its LogoutRequest
     subjects: dict[str, list[str]] = field(default_factory=dict)
+    # key id -> [level, authn instant, authority] of every key used in this session
+    logins: dict[str, list] = field(default_factory=dict)
+    # identity attributes the keys of this session learned (adapters.base.LEARNABLE names)
+    attributes: dict[str, str] = field(default_factory=dict)
+
+    def all_logins(self) -> list[Login]:
+        found = [Login(k, int(v[0]), float(v[1]), str(v[2])) for k, v in self.logins.items()]
+        if self.key not in self.logins:  # a session recorded before logins were kept
+            found.append(Login(self.key, self.level, self.authn_instant))
+        return found
+
+    def best_login(self, *, keys: list[str], min_level: int, requirement) -> Login | None:
+        """The strongest login of this session that may answer: an acceptable key,
+        at the portal's minimum, meeting the request; None if there is none."""
+        fitting = [login for login in self.all_logins()
+                   if login.key in keys and login.level >= min_level
+                   and (requirement is None or requirement.accepts(login.level, login.key))]
+        return max(fitting, key=lambda login: (login.level, login.authn_instant), default=None)
 
     def satisfies(self, *, keys: list[str], min_level: int, requirement) -> bool:
         """Whether this session may answer a portal without a new login."""
-        if self.key not in keys or self.level < min_level:
-            return False
-        return requirement is None or requirement.accepts(self.level)
+        return self.best_login(keys=keys, min_level=min_level, requirement=requirement) is not None
 
     def to_mapping(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -52,21 +78,36 @@ class SsoSessions:
         return SsoSession(**data) if data else None
 
     def start(self, *, previous: str | None, person_id: int, fedid: str, key: str, level: int,
-              authn_instant: float) -> SsoSession:
+              authn_instant: float, authority: str = "sesame",
+              attributes: dict[str, str] | None = None) -> SsoSession:
         """A new session id at every login; the previous session is ended.
 
-        Portals of the previous session are kept when it was the same person,
-        so that logout still reaches them.
+        When the previous session was the same person's, its portals (so that
+        logout still reaches them), its logins and its attributes are kept, and
+        its level is **never lowered**: a lower-level login (a ``ForceAuthn``
+        with the password after the eID) adds a login, the session keeps its
+        strongest one.
         """
+        login = Login(key, int(level), float(authn_instant), authority)
         portals: list[str] = []
+        subjects: dict[str, list[str]] = {}
+        logins: dict[str, list] = {}
+        learned: dict[str, str] = {}
         old = self.get(previous)
         if old is not None:
             if old.person_id == person_id:
-                portals = old.portals
+                portals, subjects, learned = old.portals, old.subjects, old.attributes
+                logins = {x.key: [x.level, x.authn_instant, x.authority] for x in old.all_logins()}
             self._delete(old)
-        session = SsoSession(id=secrets.token_urlsafe(32), person_id=person_id, fedid=fedid, key=key,
-                             level=level, authn_instant=authn_instant, created=self.clock.now(),
-                             index=secrets.token_urlsafe(16), portals=portals)
+        if key not in logins or login.level >= logins[key][0]:  # a key's weaker login never replaces its stronger
+            logins[key] = [login.level, login.authn_instant, login.authority]
+        learned = {**learned, **(attributes or {})}
+        strongest = max((Login(k, int(v[0]), float(v[1]), str(v[2])) for k, v in logins.items()),
+                        key=lambda x: (x.level, x.authn_instant))
+        session = SsoSession(id=secrets.token_urlsafe(32), person_id=person_id, fedid=fedid, key=strongest.key,
+                             level=strongest.level, authn_instant=strongest.authn_instant, created=self.clock.now(),
+                             index=secrets.token_urlsafe(16), portals=portals, subjects=subjects, logins=logins,
+                             attributes=learned)
         self.store.put(PREFIX + session.id, session.to_mapping(), ttl=self.lifetime)
         self.store.put(INDEX_PREFIX + session.index, session.id, ttl=self.lifetime)
         return session
@@ -83,21 +124,30 @@ class SsoSessions:
             self.store.delete(INDEX_PREFIX + session.index)
 
     def add_portal(self, session: SsoSession, entity_id: str, subject: tuple[str, str] | None = None) -> None:
-        """Record a portal (and the NameID it was sent), merged with what other
-        requests of the same session recorded meanwhile."""
+        """Record a portal (and the NameID it was sent) in the stored session.
+
+        Compare-and-set on the store, retried: two responses of one session at
+        once (two tabs) both keep their portal, and a session ended meanwhile
+        stays ended.
+        """
         if entity_id not in session.portals:
             session.portals.append(entity_id)
         if subject is not None:
             session.subjects[entity_id] = list(subject)
-        current = self.get(session.id)
-        left = self.store.ttl(PREFIX + session.id)
-        if current is None or not left:
-            return
-        if entity_id in current.portals and (subject is None or current.subjects.get(entity_id) == list(subject)):
-            return
-        session.portals = current.portals + [p for p in session.portals if p not in current.portals]
-        session.subjects = {**current.subjects, **({entity_id: list(subject)} if subject else {})}
-        self.store.put(PREFIX + session.id, session.to_mapping(), ttl=left)
+        for _ in range(8):
+            current = self.store.get(PREFIX + session.id)
+            if current is None:
+                return
+            merged = dict(current)
+            has_portal = entity_id in merged["portals"]
+            if has_portal and (subject is None or merged["subjects"].get(entity_id) == list(subject)):
+                return
+            merged["portals"] = merged["portals"] + ([] if has_portal else [entity_id])
+            if subject is not None:
+                merged["subjects"] = {**merged["subjects"], entity_id: list(subject)}
+            if self.store.replace(PREFIX + session.id, merged, expected=current):
+                session.portals, session.subjects = list(merged["portals"]), dict(merged["subjects"])
+                return
 
     def end(self, sid: str | None) -> SsoSession | None:
         session = self.get(sid)

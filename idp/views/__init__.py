@@ -1,11 +1,27 @@
-"""Thin Flask views; protocol logic lives in ``idp.saml`` and ``idp.saml.sso``."""
+"""Thin Flask views; the path of a login lives in ``idp.journeys``, SAML in ``idp.saml``."""
 from __future__ import annotations
+
+from jinja2 import ChoiceLoader, FileSystemLoader
 
 
 def register_views(app, csrf) -> None:
+    from idp.journeys.engine import Engine
     from idp.views import login, pages, saml
+    from idp.views.http import FlaskUrls
 
+    from idp.app.web import content_security_policy
+
+    services = app.extensions["sesame"]
+    for adapter in services.adapters.values():  # a key asking for a policy it may not have fails at start
+        content_security_policy(dict(adapter.page_policy()))
+    app.extensions["sesame.journeys"] = Engine(services, FlaskUrls())
+    # Each key's templates live next to it (adapters/<key>/templates).
+    folders = [str(a.template_folder) for a in services.adapters.values() if a.template_folder]
+    if folders:
+        app.jinja_loader = ChoiceLoader([app.jinja_loader, *(FileSystemLoader(f) for f in folders)])
     app.register_blueprint(saml.bp)
     csrf.exempt(saml.bp)  # portals post SAML messages; their integrity is the signature's job
     app.register_blueprint(login.bp)
+    csrf.exempt(login.key_return)  # returns from outside: the signed single-use state is the proof
+    app.register_blueprint(login.public)
     app.register_blueprint(pages.bp)

@@ -1,67 +1,92 @@
-"""The login page ("Choisissez votre clé numérique") and each key's steps."""
+"""The login page ("Choisissez votre clé numérique"), each key's steps, the keys'
+fixed return endpoints, public endpoints and static files.  Thin: the journey
+engine (``idp.journeys.engine``) decides everything."""
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+import secrets
+from dataclasses import replace
+
+from flask import Blueprint, abort, request, send_from_directory, url_for, redirect
 
 from adapters.base import GROUP_ORDER
 from idp import errors
-from idp.views.flow import answer_error, run_outcome, services, step_context
-from idp.messages import ERRORS, GROUPS, KEYS, error_message
-from idp.app.web import browser_id
+from idp.messages import ERRORS, GROUPS, KEYS
+from idp.views.http import engine, http_input, render, services
 
 bp = Blueprint("login", __name__, url_prefix="/login")
+public = Blueprint("keys_public", __name__, url_prefix="/keys")
 
-
-def _transaction():
-    return services().transactions.load(request.args.get("tx"), browser=browser_id(create=False))
-
-
-def _adapter(tx, key: str):
-    adapters = services().adapters
-    if key not in adapters:
-        raise errors.UnknownKey(f"no key {key[:40]!r}")
-    if key not in tx.keys:
-        raise errors.KeyNotAllowed(f"{key} not accepted for {tx.request.issuer}")
-    return adapters[key]
+PARKED = "parked-return:"
+PARKED_TTL = 120
+MAX_PARKED_FIELDS = 20
 
 
 @bp.get("/")
 def choose():
-    tx = _transaction()
     s = services()
-    portal = s.registry.get(tx.request.issuer)
+    code = request.args.get("error")
+    known = code in ERRORS or any(code in a.messages for a in s.adapters.values())
+    page = engine().choose(request.args.get("tx"), http_input(), code if known else None)
+    offered = page.values["keys"]
     groups = []
     for group in GROUP_ORDER:
-        keys = [(k, KEYS.get(k, k)) for k in tx.keys if s.adapters[k].group == group]
+        keys = [(k, KEYS.get(k, k)) for k in offered if s.adapters[k].group == group]
         if keys:
             groups.append((GROUPS[group.value], keys))
-    code = request.args.get("error")
-    message = error_message(code) if code in ERRORS else None
-    name = (portal.policy.display_name or portal.name) if portal else tx.request.issuer
-    return render_template("login/choose.html", tx=tx, groups=groups, error=message,
-                           error_code=code if message else None, portal_name=name)
+    journey = page.values["journey"]
+    name = journey.portal.display_name if journey.portal else None
+    return render(replace(page, values={**page.values, "groups": groups, "portal_name": name}))
 
 
 @bp.get("/<key>/")
 def begin(key: str):
-    tx = _transaction()
-    adapter = _adapter(tx, key)
-    return run_outcome(adapter.begin(step_context(tx, key)), tx=tx, key=key, adapter=adapter)
+    return render(engine().begin(request.args.get("tx"), key, http_input()))
 
 
 @bp.route("/<key>/<step>", methods=["GET", "POST"])
 def step(key: str, step: str):
-    tx = _transaction()
-    adapter = _adapter(tx, key)
-    return run_outcome(adapter.action(step_context(tx, key), step), tx=tx, key=key, adapter=adapter)
+    return render(engine().step(request.args.get("tx"), key, step, http_input()))
+
+
+@bp.route("/<key>/return", methods=["GET", "POST"])
+def key_return(key: str):
+    """A return from outside (itsme, an eIDAS node).  Exempt from the form CSRF
+    check: the signed single-use state is the proof.  A cross-site POST carries
+    no SameSite=Lax cookie, so it is parked and resumed by a top-level GET."""
+    s = services()
+    if request.method == "POST":
+        if s.settings["session"]["cookie_name"] not in request.cookies:
+            fields = request.form.to_dict()
+            if len(fields) > MAX_PARKED_FIELDS:
+                raise errors.ReturnRefused("too many fields in a return")
+            parked = secrets.token_urlsafe(24)
+            s.store.put(PARKED + parked, fields, ttl=PARKED_TTL)
+            return redirect(url_for("login.key_return", key=key, resume=parked), code=303)
+        params = request.form.to_dict()
+    elif request.args.get("resume"):
+        params = s.store.pop(PARKED + request.args["resume"][:64])
+        if params is None:
+            raise errors.ReturnRefused("parked return unknown, expired or resumed already")
+    else:
+        params = request.args.to_dict()
+    return render(engine().key_return(key, params, http_input()))
+
+
+@bp.get("/<key>/static/<path:filename>")
+def key_static(key: str, filename: str):
+    adapter = services().adapters.get(key)
+    if adapter is None or adapter.static_folder is None:
+        abort(404)
+    return send_from_directory(adapter.static_folder, filename)
 
 
 @bp.post("/cancel")
 def cancel():
     """The citizen gives up: the portal hears ``AuthnFailed``."""
-    tx = _transaction()
-    portal = services().registry.get(tx.request.issuer)
-    if portal is None:
-        raise errors.UnknownPortal("portal removed")
-    services().audit.record("login.cancelled", portal=portal.entity_id, request_id=tx.request.request_id)
-    return answer_error(tx, portal, errors.Cancelled("cancelled by the citizen"))
+    return render(engine().cancel(request.args.get("tx"), http_input()))
+
+
+@public.get("/<key>/<name>")
+def key_public(key: str, name: str):
+    """Public endpoints a key declares (a JWKS an OpenID provider fetches)."""
+    return render(engine().public(key, name))

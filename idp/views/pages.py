@@ -4,7 +4,9 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, session
 from sqlalchemy import text
 
-from idp.views.flow import logout_step, services
+from idp.messages import KEYS
+
+from idp.views.http import engine, http_input, logout_step, render, services
 
 bp = Blueprint("pages", __name__)
 
@@ -21,7 +23,28 @@ def home():
     s = services()
     sso_session = s.sessions.get(session.get("sid"))
     person = s.people.get(sso_session.person_id) if sso_session else None
-    return render_template("home.html", sso_session=sso_session, person=person)
+    activatable = engine().activatable_keys(person.fedid if person else None)
+    return render_template("home.html", sso_session=sso_session, person=person, activatable=activatable,
+                           key_labels=KEYS)
+
+
+@bp.post("/journeys/login")
+def start_login():
+    """Log in to Sésame's own pages (or step up): a journey without a portal,
+    ending back on the page that asked (``next``)."""
+    try:
+        level = int(request.form.get("level") or 0)
+    except ValueError:
+        level = 0
+    return render(engine().sesame_login(done_url=_safe_next(request.form.get("next")), min_level=level,
+                                        http=http_input(create_browser=True)))
+
+
+@bp.post("/journeys/activate/<key>")
+def start_activation(key: str):
+    """Activate a key, then back to the page that asked (``next``)."""
+    return render(engine().activation(key=key, done_url=_safe_next(request.form.get("next")),
+                                      http=http_input(create_browser=True)))
 
 
 @bp.get("/lang/<code>")

@@ -1,4 +1,4 @@
-"""SAML endpoints: metadata and single sign-on (HTTP-Redirect and HTTP-POST)."""
+"""SAML endpoints: metadata, single sign-on (HTTP-Redirect and HTTP-POST), single logout."""
 from __future__ import annotations
 
 import logging
@@ -6,9 +6,8 @@ import logging
 from flask import Blueprint, Response, redirect, request, session, url_for
 
 from idp import errors
-from idp.views.flow import autopost, logout_step, services, session_language
 from idp.saml.bindings import BINDING_POST, BINDING_REDIRECT, check_relay_state
-from idp.app.web import browser_id
+from idp.views.http import engine, http_input, logout_step, render, services
 
 log = logging.getLogger("sesame.saml")
 bp = Blueprint("saml", __name__, url_prefix="/saml")
@@ -51,14 +50,17 @@ def sso():
         lambda relay_state, **message: s.sso.read(**message))
     s.audit.log("saml.request", portal=portal.entity_id, request_id=saml_request.request_id,
                 remote_addr=request.remote_addr, signed=saml_request.signed)
-    cookie_sent = s.settings["session"]["cookie_name"] in request.cookies
-    if binding == BINDING_POST and not cookie_sent:
+    if binding == BINDING_POST and s.settings["session"]["cookie_name"] not in request.cookies:
         # A cross-site POST carries no SameSite=Lax cookie: park the request and
         # come back by a top-level GET, which does, before looking at the session.
-        tx = s.transactions.create(browser="", request=saml_request, relay_state=relay_state,
-                                   keys=[], min_level=0, lang=None)
-        return redirect(url_for("saml.resume", tx=tx.id), code=303)
-    return proceed(saml_request, portal, relay_state)
+        return render(engine().park(request=saml_request, portal=portal, relay_state=relay_state))
+    return render(engine().portal_request(request=saml_request, portal=portal, relay_state=relay_state,
+                                          http=http_input(create_browser=True)))
+
+
+@bp.get("/resume")
+def resume():
+    return render(engine().resume(request.args.get("tx"), http_input(create_browser=True)))
 
 
 @bp.route("/slo", methods=["GET", "POST"])
@@ -80,39 +82,3 @@ def slo():
 @bp.get("/slo/next")
 def slo_next():
     return logout_step(request.args.get("run"))
-
-
-@bp.get("/resume")
-def resume():
-    s = services()
-    tx = s.transactions.claim(request.args.get("tx"), browser=browser_id())
-    if not s.transactions.finish(tx):
-        raise errors.LoginExpired("parked request already resumed")
-    portal = s.registry.get(tx.request.issuer)
-    if portal is None:
-        raise errors.UnknownPortal("portal removed")
-    return proceed(tx.request, portal, tx.relay_state)
-
-
-def proceed(saml_request, portal, relay_state):
-    """Answer at once from the SSO session, or open a login transaction."""
-    s = services()
-    sso_session = s.sessions.get(session.get("sid"))
-    try:
-        decision = s.sso.decide(request=saml_request, portal=portal, session=sso_session)
-    except errors.SesameError as exc:
-        if exc.saml_status is None:
-            raise
-        log.info("answering %s to %s", exc.code, portal.entity_id)
-        return autopost(s.sso.respond_error(request=saml_request, portal=portal, error=exc,
-                                            relay_state=relay_state))
-    if decision.answer_now:
-        person = s.people.get(sso_session.person_id)
-        if person is not None:
-            return autopost(s.sso.respond(request=saml_request, portal=portal, session=sso_session,
-                                          person=person, lang=session_language(), relay_state=relay_state,
-                                          reused=True))
-    tx = s.transactions.create(browser=browser_id(), request=saml_request, relay_state=relay_state,
-                               keys=decision.keys, min_level=decision.min_level, lang=session_language())
-    return redirect(url_for("login.choose", tx=tx.id), code=303)
-

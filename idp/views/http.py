@@ -1,0 +1,95 @@
+"""HTTP glue between Flask and the journey engine: the request in narrow form
+(``HttpInput``), the engine's answers rendered, the URLs the engine hands out.
+
+The only place that turns an engine answer (``idp.journeys.answers``) into a
+Flask response; views stay thin.
+"""
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import current_app, g, jsonify, redirect, render_template, request, session, url_for
+
+from idp.journeys.answers import Answer, Go, JsonAnswer, Page, PostToPortal
+from idp.journeys.context import HttpInput
+from idp.messages import error_message
+from idp.saml.single_logout import Done
+from idp.saml.sso import PostForm
+from idp.app.web import browser_id
+
+
+def services():
+    return current_app.extensions["sesame"]
+
+
+def engine():
+    return current_app.extensions["sesame.journeys"]
+
+
+def session_language() -> str | None:
+    return session.get("lang")
+
+
+def http_input(*, create_browser: bool = False) -> HttpInput:
+    body = request.get_json(silent=True) if request.is_json else None
+    return HttpInput(method=request.method, form=request.form.to_dict(), args=request.args.to_dict(),
+                     remote_addr=request.remote_addr or "", browser=browser_id(create=create_browser),
+                     sid=session.get("sid"), lang=session_language(),
+                     json=body if isinstance(body, dict) else None)
+
+
+def autopost(form: PostForm):
+    """The page that posts a SAML message to the portal (SAML bindings §3.5.4)."""
+    parts = urlsplit(form.action)
+    g.form_targets = [f"{parts.scheme}://{parts.netloc}"]
+    return render_template("autopost.html", form=form)
+
+
+def render(answer: Answer):
+    if answer.new_sid is not None:
+        session["sid"] = answer.new_sid
+    if isinstance(answer, PostToPortal):
+        return autopost(answer.form)
+    if isinstance(answer, Go):
+        return redirect(answer.url, code=303)
+    if isinstance(answer, JsonAnswer):
+        return jsonify(dict(answer.data)), answer.status
+    if isinstance(answer, Page):
+        values = dict(answer.values)
+        adapter = values.get("adapter")
+        code = values.get("error_code")
+        if adapter is not None:
+            extra = adapter.messages
+        else:  # the key choice shows the code a key's Failure left
+            extra = {c: m for a in services().adapters.values() for c, m in a.messages.items()}
+        values["error"] = error_message(code, values.get("error_params"), extra=extra) if code else None
+        g.page_policy = answer.policy
+        return render_template(answer.template, **values), answer.status
+    raise TypeError(f"not an answer: {answer!r}")
+
+
+def logout_step(run_id: str | None):
+    """The browser's next hop of a single-logout run (``idp.saml.single_logout``)."""
+    step = services().logout.next(run_id)
+    if isinstance(step, Done):
+        return render_template("logged_out.html", partial=step.partial)
+    return autopost(step.form) if step.form is not None else redirect(step.url, code=303)
+
+
+class FlaskUrls:
+    """The engine's ``Urls`` port, from the routes of ``idp.views``."""
+
+    def choose(self, journey_id: str, error: str | None = None) -> str:
+        return url_for("login.choose", tx=journey_id, error=error)
+
+    def begin(self, key: str, journey_id: str) -> str:
+        return url_for("login.begin", key=key, tx=journey_id)
+
+    def step(self, key: str, step: str, journey_id: str) -> str:
+        return url_for("login.step", key=key, step=step, tx=journey_id)
+
+    def key_return(self, key: str) -> str:
+        return services().settings.base_url + url_for("login.key_return", key=key)
+
+    def resume(self, journey_id: str) -> str:
+        return url_for("saml.resume", tx=journey_id)
