@@ -69,14 +69,18 @@ class LiveDemo:
 
 
 @contextlib.contextmanager
-def live_demo(tmp_path: Path, **sections) -> Iterator[LiveDemo]:
-    """Start Sésame (demo citizens, real clock) and both demo portals; stop them after."""
+def live_demo(tmp_path: Path, *, key_types=None, idp_port: int | None = None, **sections) -> Iterator[LiveDemo]:
+    """Start Sésame (demo citizens, real clock) and both demo portals; stop them after.
+
+    ``key_types`` adds keys to choose from (the stand-ins of tests/standin_keys).
+    """
     from tests.conftest import idp_settings
 
-    idp_port, p1, p2 = free_ports(3)
+    port, p1, p2 = free_ports(3)
+    idp_port = idp_port or port
     idp_url = f"http://{NAME}:{idp_port}"
     settings = idp_settings(tmp_path, base_url=idp_url, **sections)
-    services = Services.build(settings, clock=Clock())
+    services = Services.build(settings, clock=Clock(), key_types=key_types)
     create_citizens(services)
     app = create_app(services=services)
     specs = portal_specs(NAME, (p1, p2))
