@@ -339,3 +339,13 @@ def test_example_policies_in_conf_are_valid(path):
     with path.open("rb") as fh:
         policy = policy_from_mapping(tomllib.load(fh), known_keys=["password"], levels=[100, 200, 300, 400, 500])
     assert policy.attributes and "surname" in policy.attributes
+
+
+def test_the_demo_reads_the_demo_configuration_of_this_checkout():
+    """``sesame demo`` without --config reads conf/demo.toml (README's demo command)."""
+    from idp.app.cli import demo_config
+    from idp.app.config import load_settings
+
+    assert demo_config() == ROOT / "conf" / "demo.toml"
+    settings = load_settings(str(demo_config()), environ={})
+    assert settings.demo and settings.base_url == "http://localhost:8080"

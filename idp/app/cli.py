@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 
 def _settings(args):
@@ -39,14 +40,17 @@ def cmd_serve(args) -> int:
     return 0  # not reached
 
 
-def cmd_demo(args) -> int:
-    from pathlib import Path
+def demo_config() -> Path:
+    """``conf/demo.toml`` of this checkout (the demo runs from a clone)."""
+    return Path(__file__).resolve().parents[2] / "conf" / "demo.toml"
 
+
+def cmd_demo(args) -> int:
     from idp import create_app
     from idp.app.config import load_settings
     from idp.app.demo import DEMO_CITIZENS, DEMO_PASSWORD, create_citizens, portal_specs, serve_in_thread, start_portals
 
-    settings = load_settings(args.config or str(Path(__file__).resolve().parent.parent / "conf" / "demo.toml"))
+    settings = load_settings(args.config or str(demo_config()))
     from idp.app.logs import configure_logging
     from idp.app.services import Services
 
