@@ -26,7 +26,8 @@ from idp.journeys.context import HttpInput
 from idp.journeys.engine import Engine
 from idp.journeys.validation import refusal
 from idp.saml.authn_request import AuthnRequestData
-from idp.sessions.levels import DEFAULT_TABLE
+from idp.app.config import load_settings
+from idp.sessions.levels import LevelTable
 from tests.conftest import idp_settings
 from tests.saml_sp import FSE, TestPortal
 
@@ -208,7 +209,8 @@ def test_a_key_not_acceptable_for_the_journey_cannot_run(rig):
     (dict(acceptable=["password"]), "key_not_acceptable"),
     (dict(level=450), "level_outside_key_range"),
     (dict(min_level=400), "level_below_minimum"),
-    (dict(requirement=DEFAULT_TABLE.requirement(["http://eidas.europa.eu/LoA/high"], "minimum")),
+    (dict(requirement=LevelTable.from_settings(load_settings(environ={})["levels"]).requirement(
+        ["http://eidas.europa.eu/LoA/high"], "minimum")),
      "level_not_requested"),
     (dict(), None),
 ])

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from idp.sessions.levels import requirement_from
+from idp.app.config import load_settings
+from idp.sessions.levels import LevelTable
 from idp.sessions.sso_session import SsoSession, SsoSessions
 
 LIFETIME = 8 * 3600
@@ -138,7 +139,7 @@ def _session(key="password", level=100) -> SsoSession:
     ("totp", 400, ["totp"], 100, [f"{FAS}300"], "better", True),
 ])
 def test_satisfies_by_key_and_level(key, level, keys, min_level, refs, comparison, expected):
-    requirement = requirement_from(refs, comparison)
+    requirement = LevelTable.from_settings(load_settings(environ={})["levels"]).requirement(refs, comparison)
     assert _session(key, level).satisfies(keys=keys, min_level=min_level, requirement=requirement) is expected
 
 

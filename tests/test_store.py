@@ -353,12 +353,20 @@ def _process_worker(config: dict[str, Any], now: float, barrier: Any, out: Any, 
 
 def test_processes_racing_add_and_incr(store_config: dict[str, Any], store: StateStore, clock: FrozenClock) -> None:
     procs, rounds = 3, 15
+    workers, results = _race_in_processes(procs, _process_worker, store_config, clock.now(), rounds)
+    assert all(isinstance(r, tuple) for r in results), results
+    assert [won for won, _ in results].count(True) == 1
+    assert sorted(n for _, counts in results for n in counts) == list(range(1, procs * rounds + 1))
+    assert store.get("race:n") == procs * rounds
+    assert store.get("race:add") in {w.pid for w in workers}
+
+
+def _race_in_processes(procs: int, target: Any, config: dict[str, Any], now: float, *args: Any) -> tuple[list, list]:
+    """Start ``procs`` spawned processes running ``target(config, now, barrier, out, *args)``
+    together; their processes and what each put on ``out``."""
     ctx = multiprocessing.get_context("spawn")
     barrier, out = ctx.Barrier(procs), ctx.Queue()
-    workers = [
-        ctx.Process(target=_process_worker, args=(store_config, clock.now(), barrier, out, rounds))
-        for _ in range(procs)
-    ]
+    workers = [ctx.Process(target=target, args=(config, now, barrier, out, *args)) for _ in range(procs)]
     for w in workers:
         w.start()
     try:
@@ -368,11 +376,7 @@ def test_processes_racing_add_and_incr(store_config: dict[str, Any], store: Stat
     finally:
         for w in workers:
             w.join(30)
-    assert all(isinstance(r, tuple) for r in results), results
-    assert [won for won, _ in results].count(True) == 1
-    assert sorted(n for _, counts in results for n in counts) == list(range(1, procs * rounds + 1))
-    assert store.get("race:n") == procs * rounds
-    assert store.get("race:add") in {w.pid for w in workers}
+    return workers, results
 
 
 def _replace_worker(config: dict[str, Any], now: float, barrier: Any, out: Any, keys: list[str], original: Any) -> None:
@@ -394,21 +398,7 @@ def test_processes_racing_replace_one_wins_each_key(
     original = {"step": "otp", "who": "Zoé", "score": 0.5}
     for key in keys:
         store.put(key, original, ttl=60)
-    ctx = multiprocessing.get_context("spawn")
-    barrier, out = ctx.Barrier(procs), ctx.Queue()
-    workers = [
-        ctx.Process(target=_replace_worker, args=(store_config, clock.now(), barrier, out, keys, original))
-        for _ in range(procs)
-    ]
-    for w in workers:
-        w.start()
-    try:
-        results = [out.get(timeout=120) for _ in range(procs)]
-    except queue.Empty:
-        pytest.fail("a worker process did not report")
-    finally:
-        for w in workers:
-            w.join(30)
+    workers, results = _race_in_processes(procs, _replace_worker, store_config, clock.now(), keys, original)
     assert all(isinstance(r, list) for r in results), results
     for i, key in enumerate(keys):
         assert [won[i] for won in results].count(True) == 1, key

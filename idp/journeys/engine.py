@@ -28,14 +28,6 @@ log = logging.getLogger("sesame.journeys")
 class Urls(Protocol):
     """The URLs the engine hands out (built by the views, which know the routes)."""
 
-    def activatable_keys(self, person_fedid: str | None) -> list[str]:
-        """Keys this person could activate now (activation steps, not yet set up)."""
-        if person_fedid is None:
-            return []
-        return [key for key, a in self.s.adapters.items()
-                if a.needs_activation and a.has_activation_steps
-                and not a.configured_for(person_fedid, self.ports_for(a))]
-
     def choose(self, journey_id: str, error: str | None = None) -> str: ...
     def begin(self, key: str, journey_id: str) -> str: ...
     def step(self, key: str, step: str, journey_id: str) -> str: ...

@@ -29,14 +29,6 @@ SCALE_KEY = "scale"
 EIDAS_KEY_PREFIX = "eidas_"
 
 # The built-in [levels] section; idp/app/defaults.toml carries the same (a test checks).
-DEFAULT_LEVELS: Mapping[str, Any] = MappingProxyType({
-    "scale": (100, 200, 300, 400, 500),
-    "eidas_low": (100, 200),
-    "eidas_substantial": (300, 400),
-    "eidas_high": (500, 500),
-})
-
-
 class Comparison(str, enum.Enum):
     EXACT = "exact"
     MINIMUM = "minimum"
@@ -256,18 +248,3 @@ class LevelTable:
 
 def _shared_vocabulary(ref: str) -> bool:
     return ref.startswith(FAS_PREFIX) or ref.startswith(EIDAS_PREFIX) or ref in (PASSWORD_PROTECTED, UNSPECIFIED)
-
-
-DEFAULT_TABLE = LevelTable.from_settings(DEFAULT_LEVELS)
-
-
-# --- compatibility: the built-in table, no keys' own classes ------------------------------
-def requirement_from(class_refs: Sequence[str], comparison: str | None) -> LevelRequirement | None:
-    """``DEFAULT_TABLE.requirement``; use the configured ``LevelTable`` instead."""
-    return DEFAULT_TABLE.requirement(class_refs, comparison)
-
-
-def stated_class(level: int, class_refs: Sequence[str], comparison: str | None,
-                 key: str | None = None) -> str:
-    """``DEFAULT_TABLE.stated_class``; use the configured ``LevelTable`` instead."""
-    return DEFAULT_TABLE.stated_class(level=level, key=key, class_refs=class_refs, comparison=comparison)
