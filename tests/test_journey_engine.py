@@ -168,16 +168,16 @@ def test_anything_else_is_a_bug_of_the_key(rig):
 
 
 # --- validation of what a key proved -----------------------------------------------------
-@pytest.mark.parametrize("result_key,level,reason", [
-    ("password", 300, "result_of_another_key"),   # a key claiming another key's result
-    ("scripted", 500, "level_outside_key_range"),
-    ("scripted", 100, "level_outside_key_range"),
+@pytest.mark.parametrize("result_key,level,code", [
+    ("password", 300, "result_refused"),   # a key claiming another key's result
+    ("scripted", 500, "level_not_reached"),  # outside the key's own range
+    ("scripted", 100, "level_not_reached"),
 ])
-def test_a_result_the_journey_cannot_accept_never_starts_a_session(rig, result_key, level, reason):
+def test_a_result_the_journey_cannot_accept_never_starts_a_session(rig, result_key, level, code):
     tx = rig.journey()
     rig.key.next = Success(rig.result(key=result_key, level=level))
     answer = rig.engine.step(tx, "scripted", "go", rig.http())
-    assert answer == Go(f"/choose/{tx}?error=level_not_reached") and answer.new_sid is None
+    assert answer == Go(f"/choose/{tx}?error={code}") and answer.new_sid is None
     assert rig.successes() == 0
     assert rig.services.journeys.load(tx, browser="browser-1")  # still open for another key
 
@@ -287,3 +287,17 @@ def test_request_data_round_trips_in_a_journey(rig):
     tx = rig.journey()
     journey = rig.services.journeys.load(tx, browser="browser-1")
     assert isinstance(journey.portal.request, AuthnRequestData) and journey.portal.entity_id == FSE.entity_id
+
+
+def test_an_identity_sesame_does_not_know_is_refused_and_audited(rig):
+    tx = rig.journey()
+    rig.key.next = Success(rig.result(subject=Subject(SubjectKind.USERNAME, "nobody", "password")))
+    with pytest.raises(errors.UnknownPerson):
+        rig.engine.step(tx, "scripted", "go", rig.http())
+    from sqlalchemy import select
+
+    from idp.persistence.models import AuditEvent
+    with rig.services.database.session() as s:
+        last = s.scalars(select(AuditEvent).order_by(AuditEvent.id.desc())).first()
+        assert (last.event, last.result) == ("login.refused", "unknown_person")
+    assert rig.successes() == 0

@@ -562,3 +562,21 @@ def _session_id(world, browser):
 
     serializer = SecureCookieSessionInterface().get_signing_serializer(world.app)
     return serializer.loads(browser.get_cookie("sesame").value)["sid"]
+
+
+@pytest.mark.parametrize("path,status,code", [
+    ("/login/password/return?state=x", 404, "unknown_key"),      # a key that never leaves Sésame
+    ("/login/nokey/return?state=x", 404, "unknown_key"),
+    ("/keys/nokey/jwks.json", 404, "not_found"),
+])
+def test_returns_and_public_endpoints_of_keys_that_have_none(world, path, status, code):
+    answer = world.app.test_client().get(path)
+    assert answer.status_code == status and error_code(answer) == code
+
+
+def test_an_unreachable_level_for_a_sesame_login_is_a_clear_page(world):
+    browser = world.app.test_client()
+    home = browser.get("/").get_data(as_text=True)
+    answer = browser.post("/journeys/login", data={"csrf_token": form_fields(home)["csrf_token"], "next": "/",
+                                                   "level": "900"})
+    assert answer.status_code == 400 and error_code(answer) == "no_acceptable_key"

@@ -234,25 +234,21 @@ class Engine:
     def _complete(self, journey: Journey, key: str, adapter, result, http: HttpInput) -> Answer:
         """Validate, claim once, resolve the identity, start or raise the session, answer."""
         s = self.s
-        requirement = None
-        if journey.portal is not None:
-            requirement = s.levels.requirement(list(journey.requirement.context_refs),
-                                               journey.requirement.comparison)
-        reason = refusal(result=result, key=key, acceptable=journey.keys, key_levels=adapter.levels,
-                         min_level=journey.requirement.min_level, requirement=requirement)
         audit = dict(key=key, level=result.level, remote_addr=http.remote_addr,
                      portal=journey.portal.entity_id if journey.portal else None,
                      request_id=journey.portal.request.request_id if journey.portal else None)
-        if reason is not None:
-            s.audit.record("login.refused", result=reason, **audit)
-            s.journeys.save(journey)
-            if journey.purpose is Purpose.ACTIVATE:
-                raise errors.ResultRefused(reason)
-            return Go(self.urls.choose(journey.id, error="level_not_reached"))
+        refused = self._refuse(journey, key, adapter, result, audit)
+        if refused is not None:
+            return refused
+        portal = self._portal(journey) if journey.portal else None
         if not s.journeys.finish(journey):
             s.audit.record("login.refused", result="journey_already_finished", **audit)
             raise errors.LoginExpired("journey finished by a parallel request")
-        person = s.identities.resolve(result, may_provision=adapter.provisions_people)
+        try:
+            person = s.identities.resolve(result, may_provision=adapter.provisions_people)
+        except errors.UnknownPerson:
+            s.audit.record("login.refused", result="unknown_person", **audit)
+            raise
         if journey.person_fedid and person.fedid != journey.person_fedid:
             s.audit.record("login.refused", result="another_person", person_fedid=journey.person_fedid, **audit)
             raise errors.ResultRefused("the key proved another person than the journey's")
@@ -261,15 +257,32 @@ class Engine:
                                        authority=result.authority, attributes=dict(result.attributes))
         if http.lang:
             s.people.set_pref_language(person.id, http.lang)
-        event = "key.activated" if journey.purpose is Purpose.ACTIVATE else "login.success"
-        s.audit.record(event, person_fedid=person.fedid, **audit)
-        if journey.portal is None:
+        s.audit.record("key.activated" if journey.purpose is Purpose.ACTIVATE else "login.success",
+                       person_fedid=person.fedid, **audit)
+        if portal is None:
             return Go(journey.done_url or "/", new_sid=sso_session.id)
         login = Login(key, result.level, result.authn_instant, result.authority)
-        form = s.sso.respond(request=journey.portal.request, portal=self._portal(journey), session=sso_session,
-                             person=person, login=login, lang=http.lang or journey.lang,
-                             relay_state=journey.portal.relay_state)
+        form = s.sso.respond(request=journey.portal.request, portal=portal, session=sso_session, person=person,
+                             login=login, lang=http.lang or journey.lang, relay_state=journey.portal.relay_state)
         return PostToPortal(form, new_sid=sso_session.id)
+
+    def _refuse(self, journey: Journey, key: str, adapter, result, audit: dict) -> Answer | None:
+        """None when the result may complete the journey; else audited, and the
+        citizen back at the key choice (the journey stays open for another key)."""
+        requirement = None
+        if journey.portal is not None:
+            requirement = self.s.levels.requirement(list(journey.requirement.context_refs),
+                                                    journey.requirement.comparison)
+        reason = refusal(result=result, key=key, acceptable=journey.keys, key_levels=adapter.levels,
+                         min_level=journey.requirement.min_level, requirement=requirement)
+        if reason is None:
+            return None
+        self.s.audit.record("login.refused", result=reason, **audit)
+        self.s.journeys.save(journey)
+        if journey.purpose is Purpose.ACTIVATE:
+            raise errors.ResultRefused(reason)
+        code = "level_not_reached" if reason.startswith("level") else "result_refused"
+        return Go(self.urls.choose(journey.id, error=code))
 
     # --- helpers ------------------------------------------------------------------------
     def _load(self, journey_id: str | None, http: HttpInput, *, bind: bool = False) -> Journey:
