@@ -128,3 +128,35 @@ def test_logout_at_one_portal_logs_out_of_the_other(demo, context):
     expect(page.locator("#login")).to_be_visible()  # FSE's own session ended too
     page.click("#login")
     page.wait_for_url(f"{demo.idp_url}/login/?*")  # and Sésame asks for a key again
+
+
+def test_logout_on_sesames_own_page_logs_out_of_every_portal(demo, context):
+    """Logout started on Sésame's home page (not by a portal): the redirect chain to
+    each portal must survive the page's Content-Security-Policy."""
+    from playwright.sync_api import expect
+
+    page = context.new_page()
+    open_password_form(demo, page)
+    page.fill("#username", "lea.schmitz")
+    page.fill("#password", DEMO_PASSWORD)
+    page.click("#submit")
+    monespace, fse = demo.portal_url("monespace"), demo.portal_url("fse")
+    page.wait_for_url(f"{monespace}/")
+    page.goto(fse + "/")
+    page.click("#login")
+    page.wait_for_url(f"{fse}/")
+
+    violations: list[str] = []
+    page.on("console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None)
+    page.goto(demo.idp_url + "/")
+    seen = record_urls(page)
+    page.click("#logout")  # "Se déconnecter" on Sésame
+    expect(page.locator("#logged-out")).to_be_visible()
+    assert violations == [], violations
+    assert any(url.startswith(f"{fse}/slo") for url in seen), seen
+    assert any(url.startswith(f"{monespace}/slo") for url in seen), seen
+    for portal in (monespace, fse):
+        page.goto(portal + "/")
+        expect(page.locator("#login")).to_be_visible()  # the portal's own session ended
+    page.goto(demo.idp_url + "/")
+    assert page.locator("#identified").count() == 0

@@ -212,6 +212,15 @@ def test_unknown_language_is_ignored(idp):
     "javascript:alert(1)",
     "evil.example",
     "",
+    "/\t/evil.example",        # a browser drops the TAB: //evil.example
+    "/\n/evil.example",
+    "/\r\n/x",
+    "/\x00/x",
+    "/\u3000/evil.example",
+    "/%09/evil.example",       # a path of no page of Sésame's
+    "/nowhere",
+    "/logout",                 # a page that only answers POST
+    "/" + "a" * 5000,
 ])
 def test_language_switch_is_not_an_open_redirect(idp, target):
     app, _services = idp
@@ -221,7 +230,7 @@ def test_language_switch_is_not_an_open_redirect(idp, target):
         location = urlsplit(response.headers["Location"])
         assert location.netloc in ("", "localhost")
         assert location.scheme in ("", "http")
-        assert location.path == "/"
+        assert location.path == "/" and response.headers["Location"] in ("/", "http://localhost/")
         # The language is still switched: only the redirect target is refused.
         with client.session_transaction() as session:
             assert session["lang"] == "de"
@@ -241,3 +250,10 @@ def test_error_messages_are_translated(idp):
             assert blocked in error_message("account_blocked", {"minutes": 15})
     with app.test_request_context("/", headers={"Accept-Language": "nl"}):
         assert error_message("unknown_portal") == "Deze online dienst is niet bekend bij Sésame."
+
+
+def test_language_switch_goes_back_to_a_page_of_sesame(idp):
+    app, _services = idp
+    with app.test_client() as client:
+        response = client.get("/lang/nl", query_string={"next": "/login/password/?tx=abc"})
+        assert response.headers["Location"].endswith("/login/password/?tx=abc")

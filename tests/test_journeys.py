@@ -439,11 +439,12 @@ def test_a_key_without_activation_cannot_start_one(world):
     assert answer.status_code == 403 and error_code(answer) == "key_not_allowed"
 
 
-def test_the_next_page_is_never_another_site(world):
+@pytest.mark.parametrize("target", ["//evil.example/", "/\t/evil.example", "https://evil.example/"])
+def test_the_next_page_is_never_another_site(world, target):
     browser = world.app.test_client()
     home = browser.get("/").get_data(as_text=True)
     start = browser.post("/journeys/login", data={"csrf_token": form_fields(home)["csrf_token"],
-                                                  "next": "//evil.example/"})
+                                                  "next": target})
     tx = parse_qs(urlsplit(start.headers["Location"]).query)["tx"][0]
     assert world.services.journeys.load(tx, browser=_browser_id(world, browser)).done_url == "/"
 

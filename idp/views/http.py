@@ -10,6 +10,9 @@ from urllib.parse import urlsplit
 
 from flask import current_app, g, jsonify, redirect, render_template, request, session, url_for
 
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RoutingException
+
 from idp.journeys.answers import Answer, Go, JsonAnswer, Page, PostToPortal
 from idp.journeys.context import HttpInput
 from idp.messages import error_message
@@ -36,6 +39,30 @@ def http_input(*, create_browser: bool = False) -> HttpInput:
                      remote_addr=request.remote_addr or "", browser=browser_id(create=create_browser),
                      sid=session.get("sid"), lang=session_language(),
                      json=body if isinstance(body, dict) else None)
+
+
+def safe_next(target: str | None) -> str:
+    """A page of Sésame's to go back to, else ``/``: never an open redirect.
+
+    Only a path (no scheme, no host, no ``//``), without any control character,
+    white space or backslash (a browser drops a TAB or a newline and would read
+    ``/\t/evil.example`` as ``//evil.example``), naming a route of this
+    application (an allow-list: the URL map).
+    """
+    if not target or len(target) > 2048 or target.startswith("//"):
+        return "/"
+    if any(c.isspace() or not c.isprintable() or c == "\\" for c in target):
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/"):
+        return "/"
+    try:
+        current_app.url_map.bind("sesame").match(parts.path, method="GET")
+    except HTTPException:  # no such page, or one that answers only POST (or a redirect)
+        return "/"
+    except RoutingException:
+        return "/"
+    return target
 
 
 def autopost(form: PostForm):

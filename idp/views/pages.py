@@ -1,21 +1,14 @@
 """Pages outside a login: home, language switch, logout, health."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, redirect, render_template, request, session
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, session, url_for
 from sqlalchemy import text
 
 from idp.messages import KEYS
 
-from idp.views.http import engine, http_input, logout_step, render, services
+from idp.views.http import engine, http_input, logout_step, render, safe_next, services
 
 bp = Blueprint("pages", __name__)
-
-
-def _safe_next(target: str | None) -> str:
-    """Only a path on this site: never an open redirect."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
-    return target
 
 
 @bp.get("/")
@@ -36,14 +29,14 @@ def start_login():
         level = int(request.form.get("level") or 0)
     except ValueError:
         level = 0
-    return render(engine().sesame_login(done_url=_safe_next(request.form.get("next")), min_level=level,
+    return render(engine().sesame_login(done_url=safe_next(request.form.get("next")), min_level=level,
                                         http=http_input(create_browser=True)))
 
 
 @bp.post("/journeys/activate/<key>")
 def start_activation(key: str):
     """Activate a key, then back to the page that asked (``next``)."""
-    return render(engine().activation(key=key, done_url=_safe_next(request.form.get("next")),
+    return render(engine().activation(key=key, done_url=safe_next(request.form.get("next")),
                                       http=http_input(create_browser=True)))
 
 
@@ -51,7 +44,7 @@ def start_activation(key: str):
 def language(code: str):
     if code in current_app.config["SESAME_LANGUAGES"]:
         session["lang"] = code
-    return redirect(_safe_next(request.args.get("next")), code=303)
+    return redirect(safe_next(request.args.get("next")), code=303)
 
 
 @bp.post("/logout")
@@ -60,7 +53,10 @@ def logout():
     run_id = services().logout.from_citizen(sid=session.pop("sid", None))
     if run_id is None:
         return redirect("/", code=303)
-    return logout_step(run_id)
+    # Not a redirect: every hop of a redirect chain that starts with a form post
+    # is checked against this page's form-action 'self', which blocks the
+    # portals.  A page that continues by script (a navigation, not a form) does not.
+    return render_template("logging_out.html", next_url=url_for("saml.slo_next", run=run_id))
 
 
 @bp.get("/healthz")
