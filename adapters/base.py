@@ -158,6 +158,8 @@ class StepContext(Protocol):
     purpose: Purpose
     person_fedid: str | None         # the person the journey is for, when already known
     lang: str | None
+    portal: str | None               # the portal's entity ID (audit rows), None without a portal
+    request_id: str | None           # its AuthnRequest ID
 
     def url_for_step(self, step: str) -> str: ...
 

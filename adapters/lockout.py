@@ -14,12 +14,16 @@ checked before the block::
     elif lockout.record_failure(attempt):
         ...                               # this failure blocked the identifier
 
-Store keys: ``lock:<scope>:failures:<subject>`` (a counter, the window starting
-at its first attempt) and ``lock:<scope>:blocked:<subject>`` (present while the
-block runs); ``subject`` casefolded.
+Store keys: ``lock:<scope>:failures:<digest>`` (a counter, the window starting
+at its first attempt) and ``lock:<scope>:blocked:<digest>`` (present while the
+block runs).  The subject is given in its normal form by the caller (the
+password check: the username's, so case and width variants count as one) and
+written only as its SHA-256 digest: a key built from user input stays short
+and plain whatever was typed.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 
@@ -42,7 +46,7 @@ class Lockout:
     block_seconds: int = 900
 
     def _key(self, kind: str, subject: str) -> str:
-        return f"lock:{self.scope}:{kind}:{subject.casefold()}"
+        return f"lock:{self.scope}:{kind}:{digest(subject)}"
 
     def blocked_for(self, subject: str) -> int:
         """Seconds left of a block, 0 when not blocked."""
@@ -85,3 +89,8 @@ class Lockout:
 
 def minutes(seconds: int) -> int:
     return max(1, math.ceil(seconds / 60))
+
+
+def digest(subject: str) -> str:
+    """SHA-256 (hex) of a subject: its name in store keys (and, cut, in audit rows)."""
+    return hashlib.sha256(subject.encode("utf-8", "surrogatepass")).hexdigest()

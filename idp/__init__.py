@@ -36,7 +36,11 @@ def create_app(config: str | Mapping[str, Any] | None = None, *, clock=None, ser
         SESSION_COOKIE_SECURE=not settings.demo,
         SESSION_REFRESH_EACH_REQUEST=False,
         MAX_CONTENT_LENGTH=int(settings["saml"]["max_message_bytes"]) * 2,
-        WTF_CSRF_TIME_LIMIT=int(settings["session"]["transaction_ttl_seconds"]),
+        # A form is good as long as the SSO session it belongs to: logging out must
+        # work however long the home page stayed open.  Login forms need no shorter
+        # limit, their journey expires on its own ([session] transaction_ttl_seconds).
+        WTF_CSRF_TIME_LIMIT=max(int(settings["session"]["lifetime_seconds"]),
+                                int(settings["session"]["transaction_ttl_seconds"])),
         WTF_CSRF_SSL_STRICT=not settings.demo,
     )
     app.extensions["sesame"] = services

@@ -3,7 +3,10 @@
 Each error has a stable ``code`` (asserted by tests), a message key translated in
 fr/nl/de/en, an HTTP status and, where the error may be answered to a portal,
 a SAML status.  Library exceptions are translated into these at the boundary;
-one error handler in ``idp.views.errors`` renders them.
+the error handlers of ``idp.app.web`` (``init_web``) render them as the error
+page, with the translated message and the HTTP status.  An error with a SAML
+status raised for a checked request is answered to the portal instead, as a
+signed response (``idp.journeys.engine``, ``SsoService.respond_error``).
 """
 from __future__ import annotations
 

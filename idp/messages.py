@@ -34,6 +34,13 @@ ERRORS = {
     "bad_credentials": _l("Le nom d'utilisateur ou le mot de passe est incorrect."),
     "missing_credentials": _l("Veuillez introduire votre nom d'utilisateur et votre mot de passe."),
     "account_blocked": _l("Votre compte a été bloqué après trop de tentatives. Réessayez dans %(minutes)s minutes."),
+    "rate_limited": _l("Trop de tentatives de connexion en peu de temps. Réessayez dans %(minutes)s minutes."),
+    "busy": _l("Sésame reçoit beaucoup de demandes en ce moment. Veuillez réessayer dans quelques instants."),
+    # a new password (idp/people/password_policy.py)
+    "password_too_short": _l("Le mot de passe doit compter au moins %(min_length)s caractères."),
+    "password_too_long": _l("Le mot de passe ne peut pas dépasser %(max_length)s caractères."),
+    "password_common": _l("Ce mot de passe est trop courant. Choisissez-en un plus difficile à deviner."),
+    "password_contains_username": _l("Le mot de passe ne peut pas contenir votre nom d'utilisateur."),
     # journeys
     "journey_conflict": _l("Cette page a été envoyée plusieurs fois en même temps. Veuillez recommencer."),
     "bad_return": _l("Le retour vers Sésame n'est pas valable ou a déjà été utilisé. Retournez au service en ligne et recommencez."),

@@ -93,7 +93,8 @@ def ensure_key_pair(
     key_size: int = 3072,
     key_type: KeyType = "rsa",
 ) -> tuple[Path, Path]:
-    """Create ``<name>.key`` (mode 0600) and ``<name>.crt`` when missing.
+    """Create ``<name>.key`` and ``<name>.crt`` when missing, both mode 0600
+    (``directory`` is created mode 0700 if it does not exist).
 
     Returns ``(key path, certificate path)``.  Existing files are never
     overwritten.  If only one of the two exists the state is inconsistent and
@@ -110,7 +111,8 @@ def ensure_key_pair(
         raise FileExistsError(
             f"only one of {key_path.name} / {cert_path.name} exists in {directory}"
         )
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(mode=0o700, exist_ok=True)  # an existing folder is left as its owner made it
     key_pem, cert_pem = generate_key_pair(
         common_name=common_name, key_size=key_size, key_type=key_type
     )
@@ -124,7 +126,9 @@ def ensure_key_pair(
     )
     try:
         _write_new(key_tmp, key_pem, mode=0o600)
-        _write_new(cert_tmp, cert_pem, mode=0o644)
+        # The certificate is public, but it lives among secrets: one rule for the
+        # whole folder (nothing in it readable by others) is easier to check.
+        _write_new(cert_tmp, cert_pem, mode=0o600)
         os.link(key_tmp, key_path)
         os.link(cert_tmp, cert_path)
     finally:

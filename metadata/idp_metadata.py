@@ -9,6 +9,10 @@ own, and checked against the metadata schema before it is returned.
 when one is present or when the portal's policy demands one, and does not ask
 every portal to sign.  The descriptor carries an ``ID`` (derived from the
 entity ID and ``now``) so that it can be signed later.
+
+``validUntil`` and ``cacheDuration`` (metadata §2.3.2, §1.2.3) are the
+caller's choice; Sésame's default is ``cacheDuration`` alone (docs/portals.md,
+"Sésame's metadata"): a static copy keeps working, a fetching SP refreshes.
 """
 from __future__ import annotations
 
@@ -28,17 +32,19 @@ from metadata.schema import validate_metadata_schema
 
 NAMEID_TRANSIENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient"
 NAMEID_PERSISTENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+NAMEID_EMAIL = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
 ATTRNAME_FORMAT_BASIC = "urn:oasis:names:tc:SAML:2.0:attrname-format:basic"
 _PREFIXES = {"md": md.NAMESPACE, "ds": xmldsig.NAMESPACE, "saml": saml.NAMESPACE}
 
 
 def build_idp_metadata(*, entity_id: str, sso_url: str, slo_url: str, signing_cert_b64: str,
                        valid_for_seconds: int | None, now: float, attribute_names: Iterable[str],
-                       organization: str | None = None) -> bytes:
+                       organization: str | None = None, cache_duration_seconds: int | None = None) -> bytes:
     """Return Sésame's metadata as UTF-8 XML bytes (with an XML declaration).
 
     ``signing_cert_b64`` is the base64 DER of the signing certificate (PEM is
-    accepted too).  ``validUntil`` is ``now + valid_for_seconds`` when given.
+    accepted too).  ``validUntil`` is ``now + valid_for_seconds`` when given;
+    ``cacheDuration`` is ``cache_duration_seconds`` as an ``xs:duration`` when given.
     ``organization`` becomes OrganizationName and OrganizationDisplayName
     (xml:lang "en"), with the origin of ``sso_url`` as OrganizationURL.
     Raises ``MetadataConfigError`` when the inputs cannot make valid metadata.
@@ -51,7 +57,7 @@ def build_idp_metadata(*, entity_id: str, sso_url: str, slo_url: str, signing_ce
             x509_data=[xmldsig.X509Data(x509_certificate=xmldsig.X509Certificate(text=cert_b64))]))],
         single_logout_service=[md.SingleLogoutService(binding=b, location=slo_url)
                                for b in (BINDING_HTTP_REDIRECT, BINDING_HTTP_POST)],
-        name_id_format=[md.NameIDFormat(text=f) for f in (NAMEID_TRANSIENT, NAMEID_PERSISTENT)],
+        name_id_format=[md.NameIDFormat(text=f) for f in (NAMEID_TRANSIENT, NAMEID_PERSISTENT, NAMEID_EMAIL)],
         single_sign_on_service=[md.SingleSignOnService(binding=b, location=sso_url)
                                 for b in (BINDING_HTTP_REDIRECT, BINDING_HTTP_POST)],
         attribute=[saml.Attribute(name=n, name_format=ATTRNAME_FORMAT_BASIC)
@@ -67,6 +73,8 @@ def build_idp_metadata(*, entity_id: str, sso_url: str, slo_url: str, signing_ce
         if valid_for_seconds <= 0:
             raise MetadataConfigError(f"IdP metadata validity must be positive, not {valid_for_seconds}")
         entity.valid_until = format_instant(now + valid_for_seconds)
+    if cache_duration_seconds is not None:
+        entity.cache_duration = duration(cache_duration_seconds)
     try:
         # Not to_string(nspair=...): pysaml2 would register the prefixes process-wide in ElementTree.
         root = _with_prefixes(etree.fromstring(entity.to_string()), _PREFIXES)
@@ -74,6 +82,15 @@ def build_idp_metadata(*, entity_id: str, sso_url: str, slo_url: str, signing_ce
     except (etree.XMLSyntaxError, MetadataError) as exc:
         raise MetadataConfigError(f"IdP metadata is not valid: {getattr(exc, 'detail', exc)}") from None
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def duration(seconds: int) -> str:
+    """``seconds`` as an ``xs:duration`` of hours, minutes and seconds: 21600 is ``PT6H``."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds <= 0:
+        raise MetadataConfigError(f"IdP metadata cacheDuration must be a positive number of seconds, not {seconds!r}")
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return "PT" + "".join(f"{n}{unit}" for n, unit in ((hours, "H"), (minutes, "M"), (secs, "S")) if n)
 
 
 def _with_prefixes(source: etree._Element, nsmap: dict[str, str],

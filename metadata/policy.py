@@ -22,10 +22,12 @@ MAX_DISPLAY_NAME = 200
 
 
 class NameIdFormat(enum.StrEnum):
-    """transient: a new opaque NameID per response; persistent: pairwise, stable per (person, portal)."""
+    """transient: a new opaque NameID per response; persistent: pairwise, stable per (person, portal);
+    email: the person's e-mail address (SAML core §8.3.2), only with ``mail`` in the policy's attributes."""
 
     TRANSIENT = "transient"
     PERSISTENT = "persistent"
+    EMAIL = "email"
 
 
 class SignMode(enum.StrEnum):
@@ -106,7 +108,8 @@ def policy_from_mapping(
 
     Raises ``MetadataError`` naming the field and the offending value: unknown
     field, unknown key id (not in ``known_keys``), level not in ``levels``,
-    attribute outside the profile, unknown NameID format or signing mode.
+    attribute outside the profile, unknown NameID format or signing mode, NameID
+    format ``email`` without ``mail`` among the attributes.
     """
     if not isinstance(d, Mapping):
         raise MetadataError(f"policy must be a mapping, not {type(d).__name__}")
@@ -125,11 +128,15 @@ def policy_from_mapping(
     for name in attributes:
         if name not in ATTRIBUTE_PROFILE:
             raise MetadataError(f"policy attributes: unknown attribute {name!r}; known: {', '.join(ATTRIBUTE_PROFILE)}")
+    nameid_format = _choice(NameIdFormat, d.get("nameid_format", defaults.nameid_format), field="nameid_format")
+    if nameid_format is NameIdFormat.EMAIL and "mail" not in attributes:
+        # the e-mail NameID is the mail attribute under another name: released only with it
+        raise MetadataError("policy nameid_format 'email' releases the e-mail address: add 'mail' to attributes")
     return PortalPolicy(
         accepted_keys=keys,
         min_level=_level(d.get("min_level", defaults.min_level), scale),
         attributes=attributes,
-        nameid_format=_choice(NameIdFormat, d.get("nameid_format", defaults.nameid_format), field="nameid_format"),
+        nameid_format=nameid_format,
         sign=_choice(SignMode, d.get("sign", defaults.sign), field="sign"),
         display_name=_display_name(d.get("display_name")),
         require_signed_requests=_flag(d.get("require_signed_requests", False), field="require_signed_requests"),

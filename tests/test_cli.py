@@ -23,7 +23,7 @@ from idp import create_app
 from idp.app.cli import main
 from idp.clock import FrozenClock
 from idp.app.config import load_settings
-from idp.app.demo import idp_metadata_xml, make_nrn
+from idp.app.demo import DEMO_CITIZENS, idp_metadata_xml, make_nrn
 from idp.persistence.models import AuditEvent, Credential, Person
 from idp.app.services import Services
 from keys.generate import ensure_key_pair
@@ -285,7 +285,7 @@ def test_user_add_refuses_a_wrong_national_number(sesame, cfg):
     good = make_nrn(dt.date(1985, 3, 14), 123)
     wrong = good[:9] + f"{(int(good[9:]) + 1) % 100:02d}"
     run = sesame("user", "add", "bad.nrn", "--given-name", "Bad", "--surname", "Number", "--nrn", wrong,
-                 "--password", "whatever-1")
+                 "--password", "Twelve-Chars-Or-More-1")
     assert refused(run), run
     assert _people(cfg) == 0 and _credentials(cfg) == 0
 
@@ -293,12 +293,12 @@ def test_user_add_refuses_a_wrong_national_number(sesame, cfg):
 def test_user_add_accepts_a_post_2000_national_number(sesame, cfg):
     nrn = make_nrn(dt.date(2003, 1, 9), 42)  # check digits computed with the 2 prefix
     assert sesame("user", "add", "young", "--given-name", "Young", "--surname", "Person", "--nrn", nrn,
-                  "--password", "whatever-1").code == 0
+                  "--password", "Twelve-Chars-Or-More-1").code == 0
     assert _people(cfg) == 1
 
 
 def test_user_add_duplicate_username_writes_nothing(sesame, cfg):
-    args = ("--given-name", "Twin", "--surname", "Twin", "--password", "whatever-1")
+    args = ("--given-name", "Twin", "--surname", "Twin", "--password", "Twelve-Chars-Or-More-1")
     assert sesame("user", "add", "twin", *args).code == 0
     again = sesame("user", "add", "twin", *args)
     assert refused(again), again
@@ -324,7 +324,7 @@ def test_unreadable_configuration_file(sesame, tmp_path):
 
 def test_user_add_refuses_a_bad_birth_date(sesame, cfg):
     run = sesame("user", "add", "dated", "--given-name", "Bad", "--surname", "Date", "--birth-date", "14/03/1985",
-                 "--password", "whatever-1")
+                 "--password", "Twelve-Chars-Or-More-1")
     assert refused(run), run
     assert _people(cfg) == 0
 
@@ -349,3 +349,134 @@ def test_the_demo_reads_the_demo_configuration_of_this_checkout():
     assert demo_config() == ROOT / "conf" / "demo.toml"
     settings = load_settings(str(demo_config()), environ={})
     assert settings.demo and settings.base_url == "http://localhost:8080"
+
+
+# --- production nodes: secrets made once, the demo refused --------------------------
+def write_production_config(directory: Path) -> Path:
+    """A node outside demo mode: nothing configured but its data folder (secrets, key, SQLite)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "sesame.toml"
+    path.write_text(f"""
+[server]
+base_url = "https://idp.example.be"
+data_dir = "{directory / 'data'}"
+demo = false
+
+[log]
+format = "text"
+level = "WARNING"
+""", encoding="utf-8")
+    return path
+
+
+def test_a_production_node_needs_init_secrets_once(sesame, tmp_path):
+    import stat
+
+    config = write_production_config(tmp_path / "node")
+    data = tmp_path / "node" / "data"
+    before = sesame("portal", "list", config=config)
+    assert before.code == 2 and any(line.startswith("configuration error") and "sesame init-secrets" in line
+                                    for line in before.err_lines()), before.err
+    assert not (data / "sesame.db").exists()  # stopped before the database
+
+    made = sesame("init-secrets", config=config)
+    assert made.code == 0, made.err
+    created = {p.relative_to(data).as_posix() for p in data.rglob("*") if p.is_file()}
+    assert created == {"secret_key", "pairwise_secret", "keys/signing.key", "keys/signing.crt"}
+    assert {stat.S_IMODE((data / name).stat().st_mode) for name in created} == {0o600}
+    assert stat.S_IMODE(data.stat().st_mode) == stat.S_IMODE((data / "keys").stat().st_mode) == 0o700
+    contents = {name: (data / name).read_bytes() for name in created}
+
+    again = sesame("init-secrets", config=config)  # never overwrites
+    assert again.code == 0 and "created" not in again.out
+    assert {name: (data / name).read_bytes() for name in created} == contents
+    assert sesame("portal", "list", config=config).code == 0
+
+
+def test_init_secrets_leaves_configured_secrets_alone(sesame, tmp_path, keys):
+    config = write_production_config(tmp_path / "node")
+    config.write_text(config.read_text().replace("demo = false", 'demo = false\nsecret_key = "configured-secret"')
+                      + f'\n[signing]\nkey_file = "{keys.idp_key}"\ncert_file = "{keys.idp_cert}"\n')
+    made = sesame("init-secrets", config=config)
+    assert made.code == 0, made.err
+    data = tmp_path / "node" / "data"
+    assert sorted(p.name for p in data.iterdir()) == ["pairwise_secret"]
+
+
+def test_demo_refuses_a_configuration_outside_demo_mode(sesame, tmp_path):
+    """``sesame demo`` creates citizens with the published demo password: never on a real instance."""
+    config = write_production_config(tmp_path / "node")
+    assert sesame("init-secrets", config=config).code == 0
+    run = sesame("demo", config=config)
+    assert run.code == 2
+    assert len(run.err_lines()) == 1 and run.err_lines()[0].startswith("refused:")
+    assert not (tmp_path / "node" / "data" / "sesame.db").exists()  # no citizen, no database
+
+
+# --- new passwords and usernames (idp/people/password_policy.py, idp/people/usernames.py) ----
+def _usernames(cfg: Path) -> list[str]:
+    services = Services.build(load_settings(cfg, environ={}), migrate=False)
+    try:
+        with services.database.session() as s:
+            return list(s.scalars(select(Credential.username).order_by(Credential.id)))
+    finally:
+        services.database.dispose()
+
+
+@pytest.mark.parametrize("password,problem", [
+    ("a", "password_too_short"),
+    ("Short-1!", "password_too_short"),
+    ("Password1234", "password_common"),
+    ("AZERTYUIOP123", "password_common"),
+    ("2026-Sunshine!!", "password_common"),  # a common password with digits and signs around it
+    ("Anne.Martin-2026!", "password_contains_username"),
+    ("x" * 1025, "password_too_long"),  # the login form reads 1024 characters: it could never be typed
+])
+def test_user_add_refuses_a_weak_password_and_writes_nothing(sesame, cfg, password, problem):
+    run = sesame("user", "add", "anne.martin", "--given-name", "Anne", "--surname", "Martin", "--password", password)
+    assert refused(run), run
+    assert len(run.err_lines()) == 1 and problem in run.err  # one line, with the reason's code
+    if len(password) > 1:
+        assert password not in run.err and password not in run.out
+    assert _people(cfg) == 0 and _credentials(cfg) == 0
+
+
+def test_user_add_takes_the_password_from_the_environment_under_the_same_policy(sesame, cfg, monkeypatch):
+    monkeypatch.setenv("SESAME_NEW_PASSWORD", "letmein")
+    assert refused(sesame("user", "add", "env.user", "--given-name", "Env", "--surname", "User"))
+    assert _people(cfg) == 0
+
+
+def test_user_add_accepts_the_demo_password(sesame, cfg):
+    from idp.app.demo import DEMO_PASSWORD
+
+    for username, given, surname, *_ in DEMO_CITIZENS:
+        assert sesame("user", "add", username, "--given-name", given, "--surname", surname,
+                      "--password", DEMO_PASSWORD).code == 0
+    assert _credentials(cfg) == len(DEMO_CITIZENS)
+
+
+def test_user_add_minimum_length_is_configurable(sesame, cfg):
+    with cfg.open("a", encoding="utf-8") as fh:
+        fh.write("\n[keys.password]\nmin_password_length = 20\n")
+    run = sesame("user", "add", "long.one", "--given-name", "Long", "--surname", "One", "--password", "Fourteen-Chars")
+    assert refused(run) and "password_too_short" in run.err
+    assert sesame("user", "add", "long.one", "--given-name", "Long", "--surname", "One",
+                  "--password", "Twenty-Characters-0k").code == 0
+
+
+def test_user_add_stores_the_normal_form_and_refuses_its_variants(sesame, cfg):
+    args = ("--given-name", "Marie", "--surname", "Dupont", "--password", "Twelve-Chars-Or-More-1")
+    assert sesame("user", "add", "Marie.Dupont", *args).code == 0
+    for variant in ("marie.dupont", "ｍarie.dupont", "ＭＡＲＩＥ.ＤＵＰＯＮＴ", " marie.dupont"):
+        again = sesame("user", "add", variant, *args)
+        assert refused(again), (variant, again)
+    assert _usernames(cfg) == ["marie.dupont"] and _people(cfg) == 1
+
+
+@pytest.mark.parametrize("username", ["marie\tdupont", "ﬃ" * 171, "\u202emarie", "   "])
+def test_user_add_refuses_a_username_that_cannot_be_one(sesame, cfg, username):
+    run = sesame("user", "add", username, "--given-name", "Marie", "--surname", "Dupont",
+                 "--password", "Twelve-Chars-Or-More-1")
+    assert refused(run) and len(run.err_lines()) == 1, run
+    assert _people(cfg) == 0

@@ -1,32 +1,81 @@
 """Two Sésame processes behind a load balancer, sharing PostgreSQL and Redis,
 behave as one (DESIGN.md §5): a session started on one answers on the other, a
 request ID seen by one is refused by the other, a logout on one ends the session
-for both."""
+for both.
+
+Each node has its own configuration file and data folder, outside demo mode, as
+in production: they share only what an operator shares, the secrets and the
+signing key made once by ``sesame init-secrets`` and copied into both folders."""
 from __future__ import annotations
 
 import secrets
+import shutil
+from pathlib import Path
 
 import pytest
 
 from idp import create_app
+from idp.app.cli import main
+from idp.app.config import load_settings
 from idp.app.demo import create_citizens
 from idp.app.services import Services
-from tests.conftest import idp_settings
+from idp.errors import ConfigError
 from tests.saml_sp import FSE, MON_ESPACE, TestPortal, autopost_fields, follow, login_with_password, send
 from tests.services import create_postgres_database, drop_postgres_database
+
+SHARED = ("secret_key", "pairwise_secret", "keys")  # what `sesame init-secrets` made, copied to every node
+
+
+def node_config(folder: Path, *, database: str, store: str, prefix: str) -> Path:
+    """One node's configuration file, its data folder beside it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "sesame.toml"
+    path.write_text(f"""
+[server]
+base_url = "http://idp.test"
+data_dir = "{folder / 'data'}"
+demo = false
+
+[database]
+url = "{database}"
+
+[store]
+url = "{store}"
+prefix = "{prefix}"
+
+[hashing]
+argon2_time_cost = 1
+argon2_memory_kib = 8192
+argon2_parallelism = 1
+
+[log]
+format = "text"
+""", encoding="utf-8")
+    return path
+
+
+def copy_shared(source: Path, target: Path) -> None:
+    """What the operator does for a new node: the data folder (0700) and the shared files, modes kept."""
+    target.mkdir(mode=0o700)
+    for name in SHARED:
+        if (source / name).is_dir():
+            shutil.copytree(source / name, target / name)
+        else:
+            shutil.copy2(source / name, target / name)
 
 
 @pytest.fixture
 def cluster(tmp_path, clock, postgres_server, redis_url):
-    """Two apps (two ``Services``, two engines, two Redis clients) on one database
-    and one Redis, sharing the secrets an operator shares between nodes."""
+    """Two apps (two ``Services``, two engines, two Redis clients, two data folders) on
+    one database and one Redis, sharing the secrets an operator shares between nodes."""
     database = create_postgres_database()
-    secret = secrets.token_urlsafe(32)
+    prefix = f"cluster-{secrets.token_hex(4)}:"
+    configs = [node_config(tmp_path / name, database=database, store=redis_url, prefix=prefix) for name in "ab"]
+    assert main(["--config", str(configs[0]), "init-secrets"]) == 0  # once, on the first node
+    copy_shared(tmp_path / "a" / "data", tmp_path / "b" / "data")
     nodes = []
-    for _ in range(2):
-        settings = idp_settings(tmp_path, database=database, store=redis_url, server={"secret_key": secret})
-        settings["store"]["prefix"] = f"cluster-{secret[:8]}:"
-        services = Services.build(settings, clock=clock)
+    for config in configs:
+        services = Services.build(load_settings(config, environ={}), clock=clock)
         nodes.append((create_app(services=services), services))
     create_citizens(nodes[0][1])
     monespace = TestPortal(nodes[0][1], MON_ESPACE, tmp_path / "sp")
@@ -69,3 +118,29 @@ def test_portal_registered_through_one_node_is_known_to_the_other(cluster, tmp_p
     browser = app_b.test_client()
     page = follow(browser, send(browser, late.request()))
     assert page.status_code == 200 and "login/password" in page.get_data(as_text=True)
+
+
+def test_both_nodes_sign_with_the_shared_key_and_give_the_same_persistent_nameid(cluster):
+    (app_a, services_a), (app_b, services_b) = cluster[0]
+    monespace = cluster[1]
+    nameids = []
+    for app in (app_a, app_b):  # a fresh browser on each node: a login of its own, no SSO
+        browser = app.test_client()
+        page = follow(browser, send(browser, monespace.request()))
+        done = login_with_password(browser, page, username="marie.dupont")
+        # the portal knows node A's metadata only: node B's response verifies with the shared key
+        nameids.append(monespace.parse(autopost_fields(done)[1]["SAMLResponse"]).name_id.text)
+    assert nameids[0] == nameids[1]
+    assert services_a.signer.certificate_pem == services_b.signer.certificate_pem
+
+
+def test_a_node_without_the_shared_secrets_refuses_to_start(cluster, tmp_path, redis_url):
+    """A node never makes up its own secrets outside demo mode: it would sign with
+    another key and give other NameIDs than its peers."""
+    (_, services_a), _ = cluster[0]
+    config = node_config(tmp_path / "c", database=services_a.settings.database_url, store=redis_url,
+                         prefix=services_a.settings["store"]["prefix"])
+    with pytest.raises(ConfigError) as raised:
+        Services.build(load_settings(config, environ={}))
+    assert "sesame init-secrets" in raised.value.detail
+    assert sorted(p.name for p in (tmp_path / "c" / "data").iterdir()) == []

@@ -336,3 +336,45 @@ def test_metadata_is_this_apps_own(tmp_path):
         served.append((idp["x509cert"], services.signer.certificate_b64()))
     assert served[0][1] != served[1][1]  # two keys
     assert [published == own for published, own in served] == [True, True]
+
+
+# -- RelayState: python3-saml sends its whole return URL ---------------------------
+DEEP_LINK = (f"{SP_BASE}/mes-demarches/dossiers/2026-BXL-000123/pieces-justificatives/attestation-de-residence"
+             "?onglet=documents&tri=date&ordre=desc&filtre=en-attente-de-validation"
+             "&retour=%2Fmes-demarches%2Fdossiers%3Fpage%3D3%26statut%3Douvert&langue=fr&utm_source=courriel"
+             "&utm_campaign=rappel-2026&ref=l'avis")
+
+
+def test_deep_link_relay_state_round_trip(world):
+    """A ~300-character deep link comes back unchanged, escaped in the auto-post page."""
+    assert 290 <= len(DEEP_LINK.encode()) <= 320
+    settings = world.settings()
+    world.register(settings)
+    browser = world.app.test_client()
+    auth = OneLogin_Saml2_Auth(request_data("/"), settings)
+    url = urlsplit(auth.login(return_to=DEEP_LINK))
+    assert parse_qs(url.query)["RelayState"] == [DEEP_LINK]  # python3-saml's RelayState is the URL itself
+    page = follow(browser, browser.get(f"{url.path}?{url.query}"))
+    assert page.status_code == 200 and "login/password" in page.get_data(as_text=True)
+    done = login_with_password(browser, page, username="marie.dupont")
+    assert DEEP_LINK not in done.get_data(as_text=True)  # its & and ' are escaped in the page
+    action, fields = autopost_fields(done)
+    assert action == f"{SP_BASE}/acs" and fields["RelayState"] == DEEP_LINK
+    back = consume(settings, fields, auth.get_last_request_id())
+    assert_accepted(back)
+
+
+def test_relay_state_over_the_bound_is_refused_with_a_clear_page(world):
+    settings = world.settings()
+    world.register(settings)
+    too_long = DEEP_LINK + "&x=" + "y" * (1025 - len(DEEP_LINK) - 3)
+    assert len(too_long.encode()) == 1025  # [saml] max_relay_state_bytes is 1024
+    browser = world.app.test_client()
+    auth = OneLogin_Saml2_Auth(request_data("/"), settings)
+    url = urlsplit(auth.login(return_to=too_long))
+    answer = browser.get(f"{url.path}?{url.query}")
+    body = answer.get_data(as_text=True)
+    assert answer.status_code == 400 and 'data-code="malformed_request"' in body
+    assert "illisible ou incomplète" in body and 'id="autopost"' not in body and "Traceback" not in body
+    (event,) = audit(world.services, "saml.rejected")
+    assert event.detail["reason"] == "RelayState of 1025 bytes, more than the 1024 allowed"

@@ -301,3 +301,10 @@ def test_an_identity_sesame_does_not_know_is_refused_and_audited(rig):
         last = s.scalars(select(AuditEvent).order_by(AuditEvent.id.desc())).first()
         assert (last.event, last.result) == ("login.refused", "unknown_person")
     assert rig.successes() == 0
+
+
+def test_only_a_parked_request_is_resumed(rig):
+    tx = rig.journey()
+    with pytest.raises(errors.LoginExpired):
+        rig.engine.resume(tx, rig.http("GET"))
+    assert rig.services.journeys.load(tx, browser="browser-1")  # the login in progress is not ended

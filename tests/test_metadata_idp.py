@@ -82,7 +82,9 @@ def test_contents(cert_b64):
     assert sso == {(BINDING_HTTP_REDIRECT, SSO), (BINDING_HTTP_POST, SSO)}
     assert slo == {(BINDING_HTTP_REDIRECT, SLO), (BINDING_HTTP_POST, SLO)}
     assert [e.text for e in idp.findall("md:NameIDFormat", NS)] == [
-        "urn:oasis:names:tc:SAML:2.0:nameid-format:transient", "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"]
+        "urn:oasis:names:tc:SAML:2.0:nameid-format:transient", "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
+        "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"]
+    assert root.get("cacheDuration") is None  # only when asked
     attributes = idp.findall("saml:Attribute", NS)
     assert [a.get("Name") for a in attributes] == list(ATTRIBUTE_PROFILE)
     assert {a.get("NameFormat") for a in attributes} == {"urn:oasis:names:tc:SAML:2.0:attrname-format:basic"}
@@ -105,6 +107,22 @@ def test_bad_inputs_refused(cert_b64):
     with pytest.raises(ConfigError) as info:
         build(cert_b64, valid_for_seconds=0)
     assert "must be positive" in info.value.detail
+    with pytest.raises(ConfigError) as info:
+        build(cert_b64, cache_duration_seconds=-5)
+    assert "cacheDuration must be a positive number of seconds" in info.value.detail
+
+
+@pytest.mark.parametrize("seconds, text", [(21600, "PT6H"), (3600, "PT1H"), (5400, "PT1H30M"), (45, "PT45S"),
+                                           (86400 + 61, "PT24H1M1S")])
+def test_cache_duration(cert_b64, seconds, text):
+    """cacheDuration (metadata §1.2.3) as an xs:duration, schema-valid, read by a pysaml2 SP."""
+    xml = build(cert_b64, valid_for_seconds=None, cache_duration_seconds=seconds)
+    root = etree.fromstring(xml)
+    saml_schema.validate(root, saml_schema._create_xml_schema_validator(source=METADATA_XSD))
+    assert root.get("cacheDuration") == text and root.get("validUntil") is None
+    source = InMemoryMetaData(ac_factory(), metadata=xml.decode())
+    source.load()
+    assert IDP in source
 
 
 def test_pysaml2_metadata_store_loads_it(cert_b64):

@@ -54,7 +54,8 @@ def test_full_policy_round_trips_through_json():
     ({"min_level": 250}, "min_level 250 is not a configured level"),
     ({"min_level": "500"}, "min_level must be an integer"),
     ({"min_level": True}, "min_level must be an integer"),
-    ({"nameid_format": "email"}, "nameid_format: unknown value 'email'"),
+    ({"nameid_format": "emailAddress"}, "nameid_format: unknown value 'emailAddress'"),
+    ({"nameid_format": "email", "attributes": ["surname"]}, "nameid_format 'email' releases the e-mail address"),
     ({"sign": "never"}, "sign: unknown value 'never'"),
     ({"display_name": 3}, "display_name must be a string"),
     ({"display_name": "x" * 201}, "longer than 200"),
@@ -65,6 +66,13 @@ def test_full_policy_round_trips_through_json():
 ])
 def test_invalid_policies_refused(d, fragment):
     assert fragment in refused(d)
+
+
+def test_email_nameid_format_with_mail_released():
+    policy = build({"nameid_format": "email", "attributes": ["mail"]})
+    assert policy.nameid_format is NameIdFormat.EMAIL
+    stored = json.loads(json.dumps(policy.to_mapping()))
+    assert stored["nameid_format"] == "email" and build(stored) == policy
 
 
 def test_policy_stored_before_encrypt_assertions_still_loads():

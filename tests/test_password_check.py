@@ -1,5 +1,7 @@
 """The shared password check (adapters/password_check.py), its lockout
-(adapters/lockout.py) and the ``credentials`` port (idp/people/credentials.py).
+(adapters/lockout.py), rate limits and hash gate (adapters/rate_limit.py), the
+``credentials`` port (idp/people/credentials.py) and the cost of a verification
+(idp/people/hashing.py).
 
 Every check test runs on the three state stores (``store``: SQL on SQLite, SQL
 on PostgreSQL, Redis) with real Argon2 at a test-suite cost; the credentials
@@ -7,6 +9,7 @@ port runs on SQLite and PostgreSQL databases built by the migrations.
 """
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 import uuid
@@ -15,12 +18,15 @@ from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 import pytest
+from argon2 import extract_parameters
 from sqlalchemy import select, update
 
 from adapters.base import Challenge, Subject, SubjectKind, Success
 from adapters.password import PasswordAdapter
 from adapters.password_check import PasswordCheck, PasswordCheckResult
+from adapters.rate_limit import Limits
 from adapters.settings import SettingsError
+from idp.people import usernames
 from idp.people.credentials import CredentialRecord, Credentials
 from idp.people.directory import People
 from idp.people.hashing import SecretHasher
@@ -37,8 +43,9 @@ CHEAP = {"time_cost": 1, "memory_kib": 8192, "parallelism": 1}  # real Argon2id,
 class CountingCredentials(Credentials):
     """The real port, counting (and optionally slowing down) every verification."""
 
-    def __init__(self, database: Database, hasher: SecretHasher, delay: float = 0.0) -> None:
-        super().__init__(database, hasher)
+    def __init__(self, database: Database, hasher: SecretHasher, delay: float = 0.0,
+                 limits: Limits | None = None) -> None:
+        super().__init__(database, hasher, limits)
         self.delay = delay
         self.verified = 0
         self._lock = threading.Lock()
@@ -233,6 +240,97 @@ def test_empty_input_is_neither_counted_nor_verified(store, credentials, databas
     assert check.check(username, PASSWORD).ok
 
 
+# --- rate limits, the hash gate, usernames ---------------------------------------------
+def test_rate_limits_are_reserved_before_verifying(store, database, hasher):
+    """16 checks at once from one address, each on another username: exactly the
+    address's allowance is verified; another address is not affected."""
+    credentials = CountingCredentials(database, hasher, delay=0.05,
+                                      limits=Limits(per_address_attempts=4, max_concurrent_hashes=16))
+    check = make_check(credentials, store)
+    barrier = threading.Barrier(16)
+
+    def post(i: int) -> PasswordCheckResult:
+        barrier.wait()
+        return check.check(f"victim-{i}", WRONG, remote_addr="203.0.113.9")
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(post, range(16)))
+    assert credentials.verified == 4
+    assert sorted(r.error for r in results) == ["bad_credentials"] * 4 + ["rate_limited"] * 12
+    assert {r.minutes for r in results if r.error == "rate_limited"} == {5}
+    username, _ = new_person(database, hasher)
+    assert check.check(username, PASSWORD, remote_addr="198.51.100.1").ok
+
+
+def test_a_check_without_a_slot_is_busy_and_keeps_the_citizens_tries(store, database, hasher):
+    credentials = CountingCredentials(database, hasher, limits=Limits(max_concurrent_hashes=1,
+                                                                      hash_wait_seconds=0.01))
+    check = make_check(credentials, store)
+    username, _ = new_person(database, hasher)
+    with credentials.gate.slot() as held:  # a verification of another request holds the only slot
+        assert held
+        for _ in range(MAX_FAILURES + 1):
+            assert check.check(username, WRONG).error == "busy"
+    assert credentials.verified == 0
+    for _ in range(MAX_FAILURES - 1):  # the lockout did not count the busy answers
+        assert check.check(username, WRONG).error == "bad_credentials"
+    assert check.check(username, PASSWORD).ok
+
+
+@pytest.mark.parametrize("typed", ["ﬃ" * 171, "\x00", "a\x00b", "\x1b[2J", "x" * 201, "a" * 60_000])
+def test_a_name_that_cannot_be_a_username_is_refused_unverified(store, credentials, typed):
+    """On every store: no error (the ﬃ key passed the SQL store's 512-character limit
+    once case-folded, a NUL byte made PostgreSQL refuse the query), not verified."""
+    result = make_check(credentials, store).check(typed, WRONG, remote_addr="192.0.2.1")
+    assert (result.ok, result.error) == (False, "bad_credentials")
+    assert credentials.verified == 0
+
+
+def test_lockout_and_limits_count_the_normal_form_under_a_digest(store, credentials, database, hasher):
+    typed = "ﬃ" * 60 + uuid.uuid4().hex[:6]
+    People(database, hasher).create(surname="Peeters", given_name="Marie", username=typed, password=PASSWORD)
+    username = usernames.canonical(typed)  # "ffi" × 60 + 6 characters
+    check = make_check(credentials, store)
+    variants = [typed, username.upper(), f" {username} ", typed.upper(), username]
+    assert [check.check(v, WRONG).error for v in variants] == ["bad_credentials"] * 4 + ["account_blocked"]
+    subject = hashlib.sha256(username.encode()).hexdigest()
+    assert store.get(f"lock:password:failures:{subject}") == MAX_FAILURES
+    assert store.get(f"rate:username:{subject}") == MAX_FAILURES
+    assert check.check(username, WRONG).username_hash == subject[:16]
+
+
+# --- hashing costs ---------------------------------------------------------------------
+def test_the_dummy_hash_is_at_the_current_parameters(hasher):
+    assert extract_parameters(hasher.dummy_hash) == hasher.parameters
+    stronger = SecretHasher(**{**CHEAP, "time_cost": 2, "memory_kib": 16384})
+    assert (stronger.parameters.time_cost, stronger.parameters.memory_cost) == (2, 16384)
+    assert extract_parameters(stronger.dummy_hash) == stronger.parameters
+
+
+@pytest.mark.parametrize("older", [{"time_cost": 1}, {"memory_kib": 8192}, {"time_cost": 1, "memory_kib": 8192}])
+def test_an_older_cheaper_hash_is_padded_to_the_current_cost(older):
+    current = SecretHasher(**{**CHEAP, "time_cost": 3, "memory_kib": 16384})
+    old_hash = SecretHasher(**{**CHEAP, "time_cost": 3, "memory_kib": 16384, **older}).hash(PASSWORD)
+    seen: list = []
+    real = current._check
+    current._check = lambda h, s: seen.append(extract_parameters(h)) or real(h, s)
+    assert current.verify(old_hash, PASSWORD) and not current.verify(old_hash, WRONG)
+    assert sum(current.cost(p) for p in seen[:2]) == current.cost(current.parameters)
+    seen.clear()
+    assert not current.verify(None, PASSWORD) and seen == [current.parameters]
+    seen.clear()
+    assert not current.verify("not a hash", PASSWORD) and seen == [current.parameters]
+
+
+def test_a_dearer_hash_is_not_padded():
+    current = SecretHasher(**CHEAP)
+    dearer = SecretHasher(**{**CHEAP, "time_cost": 2}).hash(PASSWORD)
+    seen: list = []
+    real = current._check
+    current._check = lambda h, s: seen.append(h) or real(h, s)
+    assert current.verify(dearer, PASSWORD) and seen == [dearer]
+
+
 # --- rehash ------------------------------------------------------------------------
 def test_hash_is_renewed_when_the_cost_changes(store, database, hasher):
     username, _ = new_person(database, hasher)
@@ -273,7 +371,10 @@ def test_credentials_port(db, hasher):
     record = port.find(key="password", username=username)
     assert (record.person_fedid, record.key, record.username, record.status) == (fedid, "password", username, "active")
     assert PASSWORD not in repr(record) and record.secret_hash not in repr(record)
-    assert port.find(key="password", username=username.upper()) is None
+    for variant in (username.upper(), f"  {username}\t", username.replace("u", "\uff55", 1)):  # ｕ: full width
+        assert port.find(key="password", username=variant) == record
+    for no_username in ("\x00", f"{username}\x00", "ﬃ" * 171, "\u202e" + username, ""):
+        assert port.find(key="password", username=no_username) is None  # no query: PostgreSQL refuses NUL
     assert port.find(key="totp", username=username) is None
 
     assert port.verify_secret(record, PASSWORD)
@@ -305,15 +406,21 @@ def test_renew_keeps_a_secret_changed_meanwhile(db, hasher):
 class Audit:
     def __init__(self) -> None:
         self.events: list[tuple[str, str, str | None, str | None]] = []
+        self.hashes: list[str | None] = []
+        self.lines: list[tuple[str, str]] = []
 
     def record(self, event: str, *, result: str = "ok", key: str | None = None,
-               remote_addr: str | None = None, **_: object) -> None:
+               remote_addr: str | None = None, username_hash: str | None = None, **_: object) -> None:
         self.events.append((event, result, key, remote_addr))
+        self.hashes.append(username_hash)
+
+    def log(self, event: str, **fields: object) -> None:
+        self.lines.append((event, str(fields.get("result"))))
 
 
 def post(adapter: PasswordAdapter, ports, username: str, password: str):
     ctx = SimpleNamespace(method="POST", form={"username": username, "password": password}, args={},
-                          json=None, state={}, ports=ports, remote_addr="192.0.2.7")
+                          json=None, state={}, ports=ports, remote_addr="192.0.2.7", portal=None, request_id=None)
     return adapter.action(ctx, "submit")
 
 
@@ -330,12 +437,11 @@ def test_password_key_outcomes_and_audit(store, database, hasher, clock):
     wrong = post(adapter, ports, f" {username} ", WRONG)
     assert (wrong.error, wrong.status, wrong.values["username"]) == ("bad_credentials", 401, username)
 
-    ok = post(adapter, ports, username.upper(), PASSWORD)  # the username is case-sensitive; its lockout is not
-    assert isinstance(ok, Challenge) and ok.error == "bad_credentials"
-    done = post(adapter, ports, username, PASSWORD)
-    assert isinstance(done, Success)
-    assert done.result.subject == Subject(SubjectKind.USERNAME, username, issuer="password")
-    assert (done.result.key, done.result.level, done.result.authn_instant) == ("password", 100, clock.now())
+    for variant in (username.upper(), username):  # one username whatever its case: the stored form is proved
+        done = post(adapter, ports, variant, PASSWORD)
+        assert isinstance(done, Success)
+        assert done.result.subject == Subject(SubjectKind.USERNAME, username, issuer="password")
+        assert (done.result.key, done.result.level, done.result.authn_instant) == ("password", 100, clock.now())
 
     for _ in range(2):
         post(adapter, ports, username, WRONG)
@@ -349,10 +455,11 @@ def test_password_key_outcomes_and_audit(store, database, hasher, clock):
         ("login.failure", "bad_credentials", "password", "192.0.2.7"),
         ("login.failure", "bad_credentials", "password", "192.0.2.7"),
         ("login.failure", "bad_credentials", "password", "192.0.2.7"),
-        ("login.failure", "bad_credentials", "password", "192.0.2.7"),
         ("login.lockout", "account_blocked", "password", "192.0.2.7"),
         ("login.failure", "account_blocked", "password", "192.0.2.7"),
     ]
+    # Each row names the username by the start of its digest, the same for every variant; never in clear.
+    assert {h for h in ports.audit.hashes} == {hashlib.sha256(username.encode()).hexdigest()[:16]}
 
 
 @pytest.mark.parametrize("settings", [{"max_failures": 0}, {"lockout_seconds": 0}, {"max_failures": "5"},

@@ -19,10 +19,12 @@ import pytest
 from sqlalchemy import func, select
 
 from adapters.password import PasswordAdapter
+from adapters.rate_limit import Limits
 from idp import create_app
 from idp.clock import FrozenClock
 from idp.app.config import load_settings
 from idp.persistence.models import AuditEvent, Credential, Person
+from idp.people.credentials import Credentials
 from idp.people.hashing import SecretHasher
 from idp.app.services import Services
 from tests.conftest import idp_settings
@@ -46,15 +48,31 @@ class World:
     clock: FrozenClock
 
 
-def _settings(data_dir, *, store: str, prefix: str = "sesame:"):
-    base = idp_settings(data_dir, store=store, saml=TEST_SAML)
+def _settings(data_dir, *, store: str, prefix: str = "sesame:", database: str = ""):
+    base = idp_settings(data_dir, store=store, database=database, saml=TEST_SAML)
     return load_settings(None, overrides={**base.data, "store": {"url": store, "prefix": prefix}}, environ={})
 
 
-def _world(tmp_path_factory, store: str) -> World:
+# The tests of this module meet the lockout, not the rate limits (tests/test_rate_limits.py): every
+# request comes from 127.0.0.1 to one Sésame per module, and 16 posts at once must all get a slot.
+WIDE_LIMITS = Limits(per_address_attempts=100_000, per_username_attempts=100_000, max_concurrent_hashes=32,
+                     hash_wait_seconds=10)
+
+
+def use_limits(services: Services, limits: Limits, credentials_type: type = Credentials) -> Credentials:
+    """Give ``services`` these ``[limits]``: the credentials port is rebuilt with them (Services.build
+    builds it with the built-in defaults).  Returns the new port."""
+    port = credentials_type(services.database, services.credentials.hasher, limits=limits)
+    services.credentials = services.ports["credentials"] = port
+    return port
+
+
+def _world(tmp_path_factory, store: str, *, database: str = "") -> World:
     directory = tmp_path_factory.mktemp("pwkey")
     clock = FrozenClock()
-    services = Services.build(_settings(directory, store=store, prefix=f"t{secrets.token_hex(4)}:"), clock=clock)
+    services = Services.build(_settings(directory, store=store, prefix=f"t{secrets.token_hex(4)}:",
+                                        database=database), clock=clock)
+    use_limits(services, WIDE_LIMITS)
     return World(create_app(services=services), services, TestPortal(services, MON_ESPACE, directory / "sp"), clock)
 
 
@@ -260,6 +278,8 @@ def two_processes(request, tmp_path, clock):
     settings = _settings(tmp_path, store=store, prefix=f"t{secrets.token_hex(4)}:")
     first = Services.build(settings, clock=clock)
     second = Services.build(settings, clock=clock, migrate=False)
+    use_limits(first, WIDE_LIMITS)
+    use_limits(second, WIDE_LIMITS)
     portal = TestPortal(first, MON_ESPACE, tmp_path / "sp")
     return (World(create_app(services=first), first, portal, clock),
             World(create_app(services=second), second, portal, clock))
@@ -498,3 +518,84 @@ def test_sixteen_parallel_wrong_passwords_get_at_most_five_checks(store_kind, re
     right = attempt(browser, world, username, PASSWORD)
     assert code(right) == "account_blocked" and right.status_code == 403
     assert sid(browser) is None
+
+
+# --- the cost of a check does not tell which usernames exist -------------------------------
+def test_unknown_usernames_and_older_hashes_cost_a_verification_at_the_current_parameters(tmp_path):
+    """An account hashed before [hashing] was raised answered in ~20 ms, an unknown
+    username in ~190 ms.  Now the dummy hash of unknown usernames (and of inactive
+    credentials) is at the current parameters, and an older, cheaper hash is padded
+    up to their cost; the hash is renewed at the account's next login."""
+    from argon2 import extract_parameters
+
+    cheap = {"argon2_time_cost": 1, "argon2_memory_kib": 8192, "argon2_parallelism": 1}
+    older = Services.build(idp_settings(tmp_path, hashing=cheap), clock=FrozenClock())
+    older.people.create(surname="Dupont", given_name="Marie", username="marie", password=PASSWORD)
+    older.people.create(surname="Peeters", given_name="Jan", username="jan", password=PASSWORD)
+    with older.database.session() as s:
+        s.query(Credential).filter(Credential.username == "jan").update({"status": "revoked"})
+    current = Services.build(idp_settings(tmp_path, hashing={**cheap, "argon2_time_cost": 3}), clock=FrozenClock())
+    hasher = current.credentials.hasher
+    assert (hasher.parameters.time_cost, hasher.parameters.memory_cost) == (3, 8192)
+    assert extract_parameters(hasher.dummy_hash) == hasher.parameters  # the dummy is made at the current cost
+
+    verified: list = []
+    real_check = hasher._check
+    hasher._check = lambda secret_hash, secret: verified.append(extract_parameters(secret_hash)) or real_check(
+        secret_hash, secret)
+    app = create_app(services=current)
+    portal = TestPortal(current, MON_ESPACE, tmp_path / "sp")
+
+    def cost_of_a_try(username: str, password: str = WRONG) -> float:
+        verified.clear()
+        browser = app.test_client()
+        submit(browser, open_password_form(browser, portal), username, password)
+        return sum(hasher.cost(p) for p in verified)
+
+    unknown = cost_of_a_try("nobody")
+    assert verified == [hasher.parameters]
+    assert cost_of_a_try("jan") == unknown and verified == [hasher.parameters]  # revoked: the dummy too
+    assert cost_of_a_try("marie") == unknown  # t=1 hash + a pad make up the t=3 cost
+    assert [p.time_cost for p in verified] == [1, 1] and verified[1].memory_cost == 2 * 8192
+
+    assert cost_of_a_try("marie", PASSWORD) == unknown  # logs in, and renews the hash
+    assert cost_of_a_try("marie") == unknown and verified == [hasher.parameters]  # no pad any more
+
+
+# --- audit rows and JSON log lines ---------------------------------------------------------
+def test_failure_rows_name_the_username_by_a_hash_and_json_lines_keep_severity_and_level(world, caplog):
+    """A failure row carries the start of the SHA-256 of the username's normal form
+    (``username_hash``, one for every variant typed), never the username; in a JSON
+    log line ``severity`` is the line's and ``level`` the login's level of assurance."""
+    import hashlib
+
+    from idp.app.logs import JsonFormatter
+
+    services = world.services
+    username, ghost = add_citizen(services), f"ghost-{uuid.uuid4().hex[:8]}"
+    before = last_audit_id(services)
+    sesame_log = logging.getLogger("sesame")
+    sesame_log.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.INFO, logger="sesame"):
+            browser = world.app.test_client()
+            form = open_password_form(browser, world.portal)
+            for typed in (username.upper(), f" {username} ", ghost):
+                assert code(submit(browser, form, typed, WRONG)) == "bad_credentials"
+            assert logged_in(submit(browser, form, username, PASSWORD), world.portal)
+    finally:
+        sesame_log.removeHandler(caplog.handler)
+
+    failures = [e for e in audit_since(services, before) if e.event == "login.failure"]
+    expected = [hashlib.sha256(name.encode()).hexdigest()[:16] for name in (username, username, ghost)]
+    assert [e.detail.get("username_hash") for e in failures] == expected
+    for row in failures:
+        assert username not in json.dumps(row.detail) and ghost not in json.dumps(row.detail)
+        assert (row.key, row.remote_addr) == ("password", "127.0.0.1")
+
+    lines = {r.getMessage(): json.loads(JsonFormatter().format(r)) for r in caplog.records
+             if getattr(r, "audit", None)}
+    success, failure = lines["login.success"], lines["login.failure"]
+    assert (success["severity"], success["level"], success["event"]) == ("info", 100, "login.success")
+    assert success["portal"] == world.portal.entity_id and success["logger"] == "sesame.audit"
+    assert failure["severity"] == "info" and failure["username_hash"] == expected[-1] and "level" not in failure

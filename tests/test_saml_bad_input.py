@@ -165,9 +165,32 @@ def test_missing_request(world):
 
 
 def test_relay_state_too_long(world):
+    """Over ``[saml] max_relay_state_bytes`` (1024 by default, counted in UTF-8): refused, never cut."""
     app, services, *_ = world
-    query = {"SAMLRequest": deflate(authn_request(req_id="_rs1")), "RelayState": "x" * 81}
+    query = {"SAMLRequest": deflate(authn_request(req_id="_rs1")), "RelayState": "/é" * 342}  # 1026 bytes
+    rejected(app.test_client().get(SSO, query_string=query), "malformed_request", services,
+             lang_text="illisible ou incomplète")
+    with services.database.session() as s:
+        event = s.scalars(select(AuditEvent).where(AuditEvent.event == "saml.rejected")).all()[-1]
+    assert event.detail["reason"] == "RelayState of 1026 bytes, more than the 1024 allowed"
+
+
+def test_relay_state_up_to_the_bound_is_kept(world):
+    """A long deep link (1024 bytes, what SPs put in RelayState) passes the checks."""
+    app, services, *_ = world
+    query = {"SAMLRequest": deflate(authn_request(req_id="_rs2")), "RelayState": "/" + "d" * 1023}
+    assert app.test_client().get(SSO, query_string=query).status_code == 303
+
+
+def test_relay_state_bound_is_configuration(make_idp, tmp_path):
+    from tests.saml_sp import FSE, TestPortal
+
+    app, services = make_idp(saml={"max_relay_state_bytes": 200})
+    TestPortal(services, FSE, tmp_path / "sp")
+    query = {"SAMLRequest": deflate(authn_request(req_id="_rs3")), "RelayState": "x" * 201}
     rejected(app.test_client().get(SSO, query_string=query), "malformed_request", services)
+    query = {"SAMLRequest": deflate(authn_request(req_id="_rs4")), "RelayState": "x" * 200}
+    assert app.test_client().get(SSO, query_string=query).status_code == 303
 
 
 def test_relay_state_is_escaped_in_autopost(world):

@@ -190,3 +190,20 @@ def test_logout_response_to_no_request_of_ours_is_refused(logged_in):
     assert answer.status_code == 400 and 'data-code="malformed_request"' in answer.get_data(as_text=True)
     # Marie's session is untouched
     assert autopost_fields(send(browser, fse.request()))[0] == "http://localhost:18082/acs"
+
+
+def test_long_relay_state_of_a_logout_request_comes_back_unchanged(logged_in):
+    """A portal's RelayState (here a ~300-character return URL) is returned with its LogoutResponse."""
+    app, services, browser, monespace, fse, response = logged_in
+    deep_link = ("http://localhost:18081/mes-demarches/dossiers/2026-BXL-000123/pieces?onglet=documents&tri=date"
+                 "&retour=%2Fmes-demarches%2Fdossiers%3Fpage%3D3%26statut%3Douvert&langue=fr" + "&x=y" * 40)
+    assert len(deep_link) > 250
+    http_args = monespace.client.do_logout(
+        response.name_id, [services.settings.entity_id], "", None, sign=True, sign_alg=RSA_SHA256,
+        digest_alg=SHA256, expected_binding=BINDING_HTTP_POST)[services.settings.entity_id][1]
+    page = http_args["data"]
+    fields = {**form_fields(page), "RelayState": deep_link}  # outside the enveloped signature
+    action, answered = autopost_fields(browser.post(urlsplit(form_action(page)).path, data=fields))
+    assert action == "http://localhost:18081/slo"
+    assert answered["RelayState"] == deep_link
+    assert monespace.client.parse_logout_request_response(answered["SAMLResponse"], BINDING_HTTP_POST).status_ok()

@@ -191,3 +191,106 @@ def test_chosen_language_is_released_as_pref_language(world):
     response = monespace.parse(autopost_fields(login_with_password(browser, page, username="marie.dupont"))[1]
                                ["SAMLResponse"])
     assert response.get_identity()["PrefLanguage"] == ["nl"]
+
+
+# --- Sésame's metadata: no silent expiry ----------------------------------------
+def test_served_metadata_asks_for_refresh_and_never_expires_by_default(world):
+    """A portal holding a static copy keeps trusting Sésame; one that fetches refreshes every 6 hours."""
+    from lxml import etree
+
+    app, services, *_ = world
+    root = etree.fromstring(app.test_client().get("/saml/metadata").data)
+    assert root.get("validUntil") is None
+    assert root.get("cacheDuration") == "PT6H"
+
+
+def test_served_metadata_valid_until_when_configured(make_idp):
+    import datetime as dt
+
+    from lxml import etree
+
+    from keys import verify_xml
+
+    app, services = make_idp(saml={"metadata_valid_days": 365, "metadata_cache_seconds": 3600})
+    data = app.test_client().get("/saml/metadata").data
+    root = verify_xml(data, certificates=[services.signer.certificate_pem])  # still signed
+    expected = dt.datetime.fromtimestamp(int(services.clock.now()) + 365 * 86400, tz=dt.timezone.utc)
+    assert root.get("validUntil") == expected.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert root.get("cacheDuration") == "PT1H"
+    assert etree.fromstring(data).get("validUntil") == root.get("validUntil")
+
+
+# --- NameID formats ---------------------------------------------------------------
+EMAIL = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
+
+
+def assert_status(portal, saml_response: str, status: str) -> None:
+    with pytest.raises(StatusError) as raised:
+        portal.parse(saml_response)
+    assert status in type(raised.value).__name__ or status in str(raised.value)
+
+
+def test_email_nameid_where_the_policy_releases_mail(world):
+    """Mon Espace (persistent, releases mail) asks for an e-mail NameID: it gets Marie's address."""
+    app, services, monespace, _ = world
+    sent = monespace.request(nameid_format=EMAIL)
+    assert f'Format="{EMAIL}"' in _request_xml(sent)  # pysaml2 did put it in NameIDPolicy
+    _, done = login(app.test_client(), monespace, sent)
+    response = monespace.parse(autopost_fields(done)[1]["SAMLResponse"])
+    assert response.name_id.format == EMAIL
+    assert response.name_id.text == "marie.dupont@example.be"
+    assert response.get_identity()["mail"] == ["marie.dupont@example.be"]
+
+
+def test_email_nameid_refused_where_the_policy_does_not_release_mail(world):
+    """FSE 21-27 receives names only: an e-mail NameID would release the address; refused before any login."""
+    app, _, _, fse = world
+    browser = app.test_client()
+    action, fields = autopost_fields(follow(browser, send(browser, fse.request(nameid_format=EMAIL))))
+    assert action == "http://localhost:18082/acs"
+    assert_status(fse, fields["SAMLResponse"], "InvalidNameIDPolicy")
+
+
+def test_email_nameid_refused_for_a_person_without_address(world):
+    app, services, monespace, _ = world
+    services.people.create(surname="Sansmail", given_name="Paul", username="paul.sansmail",
+                           password="Demo-Sesame-2026")
+    _, done = login(app.test_client(), monespace, monespace.request(nameid_format=EMAIL),
+                    username="paul.sansmail")
+    action, fields = autopost_fields(done)
+    assert action == "http://localhost:18081/acs"
+    assert_status(monespace, fields["SAMLResponse"], "InvalidNameIDPolicy")
+    # without a format asked, the same person gets the policy's own (persistent)
+    _, done = login(app.test_client(), monespace, monespace.request(), username="paul.sansmail")
+    assert monespace.parse(autopost_fields(done)[1]["SAMLResponse"]).name_id.format.endswith("persistent")
+
+
+@pytest.fixture
+def email_portal(world, tmp_path):
+    """A portal whose policy chooses the e-mail NameID."""
+    policy = dict(MON_ESPACE.policy)
+    policy["nameid_format"] = "email"
+    spec = replace(MON_ESPACE, slug="email-portal", base_url="http://localhost:18084", policy=tuple(policy.items()))
+    return TestPortal(world[1], spec, tmp_path / "sp")
+
+
+def test_policy_email_nameid_without_format_in_the_request(world, email_portal):
+    app, *_ = world
+    _, done = login(app.test_client(), email_portal, email_portal.request())
+    response = email_portal.parse(autopost_fields(done)[1]["SAMLResponse"])
+    assert (response.name_id.format, response.name_id.text) == (EMAIL, "marie.dupont@example.be")
+    # another format than the policy's (and not e-mail) is still refused
+    sent = email_portal.request(nameid_format="urn:oasis:names:tc:SAML:2.0:nameid-format:transient")
+    assert_status(email_portal, autopost_fields(send(app.test_client(), sent))[1]["SAMLResponse"],
+                  "InvalidNameIDPolicy")
+
+
+def _request_xml(sent) -> str:
+    import base64
+    import zlib
+    from urllib.parse import parse_qs
+
+    if sent.method == "GET":
+        raw = base64.b64decode(parse_qs(sent.query)["SAMLRequest"][0])
+        return zlib.decompress(raw, -15).decode()
+    return base64.b64decode(sent.data["SAMLRequest"]).decode()

@@ -2,9 +2,16 @@
 
 One error message that never tells which of the two was wrong; after
 ``max_failures`` failures the username is blocked for ``lockout_seconds``
-(CSAM's "Mon compte a été bloqué").  Argon2 hashes; an unknown username costs
-the same hash verification as a known one.  The check itself (verification
-behind the lockout) is ``adapters.password_check.PasswordCheck``.
+(CSAM's "Mon compte a été bloqué"); too many checks from one address or of
+one username answer ``rate_limited`` (429, ``[limits]``), a burst beyond the
+Argon2 verifications a process runs at once ``busy`` (503).  Argon2 hashes;
+an unknown username costs the same hash verification as a known one.  The
+check itself is ``adapters.password_check.PasswordCheck``.
+
+Failures are audited with the start of the username's digest
+(``username_hash``), never the username or the password; refusals by the
+rate limits or for lack of a slot only as log lines (``Audit.log``), so that a
+flood does not write a row per request.
 """
 from __future__ import annotations
 
@@ -13,10 +20,14 @@ from pathlib import Path
 
 from adapters.base import Adapter, AuthResult, Challenge, Group, Outcome, Subject, SubjectKind, Success
 from adapters.lockout import minutes
-from adapters.password_check import ACCOUNT_BLOCKED, PasswordCheck
+from adapters.password_check import ACCOUNT_BLOCKED, BAD_CREDENTIALS, PasswordCheck
+from adapters.rate_limit import BUSY, RATE_LIMITED
 from adapters.settings import KeySettings, SettingsError
 
 TEMPLATE = "password/login.html"  # adapters/password/templates/, next to the key
+MAX_PASSWORD = 1024  # characters read from the form (idp/people/password_policy.py refuses longer new ones)
+SHOWN_USERNAME = 200  # characters of the typed username given back to the form
+STATUS = {BAD_CREDENTIALS: 401, ACCOUNT_BLOCKED: 403, RATE_LIMITED: 429, BUSY: 503}
 
 
 class PasswordAdapter(Adapter):
@@ -32,6 +43,7 @@ class PasswordAdapter(Adapter):
     class Settings(KeySettings):
         max_failures: int = 5       # failures before the username is blocked
         lockout_seconds: int = 900  # the failure window, and how long a block lasts
+        min_password_length: int = 12  # of a new password (idp/people/password_policy.py)
 
         def __post_init__(self) -> None:
             if self.max_failures < 1:
@@ -39,6 +51,9 @@ class PasswordAdapter(Adapter):
             if self.lockout_seconds < 1:
                 raise SettingsError(
                     f"[keys.password] lockout_seconds must be at least 1, not {self.lockout_seconds}")
+            if self.min_password_length < 8:
+                raise SettingsError(
+                    f"[keys.password] min_password_length must be at least 8, not {self.min_password_length}")
 
     @property
     def max_failures(self) -> int:
@@ -62,23 +77,29 @@ class PasswordAdapter(Adapter):
     def action(self, ctx, step: str) -> Outcome:
         if step != "submit" or ctx.method != "POST":
             return Challenge(TEMPLATE)
-        username = (ctx.form.get("username") or "").strip()[:200]
+        # The username as typed: the check puts it in its normal form and bounds it.
+        username = ctx.form.get("username") or ""
         password = ctx.form.get("password") or ""
-        if not username or not password:
-            return Challenge(TEMPLATE, {"username": username}, error="missing_credentials", status=400)
-        return self._check(ctx, username, password[:1024])
+        shown = username.strip()[:SHOWN_USERNAME]
+        if not shown or not password:
+            return Challenge(TEMPLATE, {"username": shown}, error="missing_credentials", status=400)
+        return self._check(ctx, username, shown, password[:MAX_PASSWORD])
 
-    def _check(self, ctx, username: str, password: str) -> Outcome:
+    def _check(self, ctx, username: str, shown: str, password: str) -> Outcome:
         ports = ctx.ports
-        result = self.password_check(ports).check(username, password)
+        result = self.password_check(ports).check(username, password, remote_addr=ctx.remote_addr)
         if not result.ok:
-            audit = dict(key=self.id, remote_addr=ctx.remote_addr)
-            ports.audit.record("login.lockout" if result.blocked_now else "login.failure",
-                               result=result.error, **audit)
-            if result.error == ACCOUNT_BLOCKED:
-                return Challenge(TEMPLATE, {"username": username, "minutes": result.minutes},
-                                 error=ACCOUNT_BLOCKED, status=403, params={"minutes": result.minutes})
-            return Challenge(TEMPLATE, {"username": username}, error=result.error, status=401)
+            audit = dict(key=self.id, remote_addr=ctx.remote_addr, portal=ctx.portal, request_id=ctx.request_id,
+                         username_hash=result.username_hash)
+            if result.error in (RATE_LIMITED, BUSY):
+                ports.audit.log(f"login.{result.error}", result=result.error, **audit)
+            else:
+                ports.audit.record("login.lockout" if result.blocked_now else "login.failure",
+                                   result=result.error, **audit)
+            if result.minutes:  # blocked, or rate limited: the page says when to retry
+                return Challenge(TEMPLATE, {"username": shown, "minutes": result.minutes}, error=result.error,
+                                 status=STATUS[result.error], params={"minutes": result.minutes})
+            return Challenge(TEMPLATE, {"username": shown}, error=result.error, status=STATUS[result.error])
         credential = result.credential
         subject = Subject(SubjectKind.USERNAME, credential.username, issuer=self.id)
         return Success(AuthResult(subject=subject, key=self.id, level=self.level,

@@ -1,4 +1,4 @@
-"""``sesame``: the one command (serve, demo, portals, users, database)."""
+"""``sesame``: the one command (serve, demo, secrets, portals, users, database)."""
 from __future__ import annotations
 
 import argparse
@@ -51,6 +51,11 @@ def cmd_demo(args) -> int:
     from idp.app.demo import DEMO_CITIZENS, DEMO_PASSWORD, create_citizens, portal_specs, serve_in_thread, start_portals
 
     settings = load_settings(args.config or str(demo_config()))
+    if not settings.demo:
+        # The demo creates citizens whose password is published: never on a real instance.
+        print("refused: sesame demo runs only with a configuration in demo mode ([server] demo = true)",
+              file=sys.stderr)
+        return 2
     from idp.app.logs import configure_logging
     from idp.app.services import Services
 
@@ -76,6 +81,16 @@ def cmd_demo(args) -> int:
             time.sleep(3600)
     except KeyboardInterrupt:
         return 0
+
+
+def cmd_init_secrets(args) -> int:
+    """Create, once, the secrets and signing key every node shares (into the data folder)."""
+    from idp.app.services import init_secrets
+
+    for item, path, state in init_secrets(_settings(args)):
+        print(f"{item}\t{state}\t{path or '(set in the configuration)'}")
+    print("copy these into the data folder of every node, keeping their modes (files 0600, keys/ 0700)")
+    return 0
 
 
 def cmd_db_upgrade(args) -> int:
@@ -165,8 +180,23 @@ def cmd_portal_remove(args) -> int:
 
 
 def cmd_user_add(args) -> int:
+    """A person with a password key: the username in its normal form (refused
+    when it, so normalised, is taken), the password by ``password_policy``."""
+    from idp.people import password_policy, usernames
+
     services = _services(args)
     password = args.password or os.environ.get("SESAME_NEW_PASSWORD") or getpass.getpass("Password: ")
+    min_length = int(services.settings["keys"].get("password", {}).get(
+        "min_password_length", password_policy.DEFAULT_MIN_LENGTH))
+    username_problem = usernames.problem(args.username)
+    if username_problem:
+        print(f"refused: username {username_problem}", file=sys.stderr)
+        return 2
+    problems = password_policy.problems(password, username=args.username, min_length=min_length)
+    if problems:  # codes only: the password is never printed
+        print(f"refused: weak password ({', '.join(problems)}; at least {min_length} characters, not a common "
+              "password, not holding the username)", file=sys.stderr)
+        return 2
     try:
         birth = dt.date.fromisoformat(args.birth_date) if args.birth_date else None
         person = services.people.create(surname=args.surname, given_name=args.given_name, nrn=args.nrn,
@@ -194,6 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--portal-ports", type=int, nargs=2, default=(8081, 8082))
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("init-secrets", help="create the secret key, pairwise secret and signing key once "
+                                            "(into the data folder), to copy to every node")
+    p.set_defaults(func=cmd_init_secrets)
 
     p = sub.add_parser("db-upgrade", help="migrate the database to the latest schema")
     p.set_defaults(func=cmd_db_upgrade)

@@ -3,10 +3,15 @@ variables, then test overrides (DESIGN.md §7, §8.8).
 
 ``load_settings`` returns plain nested dicts checked once at start; ``Settings``
 wraps them with typed accessors for the values the code reads on hot paths.
+A file or an environment variable may only name settings of ``defaults.toml``
+(a typo fails the start instead of leaving the default in force); the
+``[keys.<id>]`` tables are checked by each key's typed settings instead
+(``adapters/settings.py``), since only the key knows its settings.
 """
 from __future__ import annotations
 
 import copy
+import difflib
 import os
 import tomllib
 from dataclasses import dataclass
@@ -58,7 +63,58 @@ def _coerce(name: str, raw: str, default: Any) -> Any:
     return _env_value(raw)
 
 
+def _did_you_mean(name: str, known) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _check_known(loaded: Mapping, defaults: Mapping, source: str) -> None:
+    """Refuse a section or setting of ``loaded`` (the file ``source``) that ``defaults`` lacks.
+
+    ``[keys.<id>]`` tables are not looked into: each key's typed settings refuse
+    what it does not know, at start (``adapters/settings.py``)."""
+    for section, values in loaded.items():
+        known = defaults.get(section)
+        if not isinstance(values, Mapping) and not isinstance(known, Mapping):
+            raise ConfigError(f"{source}: {section} is outside any [section]")
+        if not isinstance(known, Mapping):
+            raise ConfigError(f"{source}: unknown section [{section}]{_did_you_mean(section, defaults)}; "
+                              f"known: {', '.join(sorted(defaults))}")
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{source}: [{section}] must be a table, got {values!r}")
+        for key, value in values.items():
+            if section == "keys" and isinstance(value, Mapping):
+                continue  # [keys.<id>]: the key's own Settings check it
+            if key not in known:
+                names = sorted(k for k in known if not isinstance(known[k], Mapping))
+                raise ConfigError(f"{source}: unknown setting [{section}] {key}{_did_you_mean(key, names)}; "
+                                  f"known: {', '.join(names)}")
+            if isinstance(known[key], Mapping) != isinstance(value, Mapping):
+                raise ConfigError(f"{source}: [{section}] {key} must be "
+                                  f"{'a table' if isinstance(known[key], Mapping) else 'a value, not a table'}")
+
+
+def _apply_key_env(keys: dict, name: str, rest: str, raw: str) -> None:
+    """``SESAME_KEYS_<ID>_<SETTING>``: one setting of the table ``[keys.<id>]``.
+
+    Ids may contain underscores (``standin_code``): the longest id of a known
+    table or of ``[keys] enabled`` that ``rest`` starts with wins.  A setting
+    the table has is read as the type of its value; another one as a TOML
+    literal, and the key's typed settings check it at start."""
+    tables = {k for k, v in keys.items() if isinstance(v, dict)}
+    tables |= {k for k in keys.get("enabled", []) if isinstance(k, str)}
+    for table in sorted(tables, key=len, reverse=True):
+        setting = rest[len(table) + 1:]
+        if rest.startswith(table + "_") and setting:
+            values = keys.setdefault(table, {})
+            values[setting] = _coerce(name, raw, values[setting]) if setting in values else _env_value(raw)
+            return
+    raise ConfigError(f"{name}: no setting [keys] {rest} nor a key table [keys.<id>] it belongs to; "
+                      f"key tables: {', '.join(sorted(tables)) or 'none'}")
+
+
 def _apply_env(data: dict, environ: Mapping[str, str]) -> None:
+    nested = []
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX) or name == "SESAME_CONFIG":
             continue
@@ -66,14 +122,25 @@ def _apply_env(data: dict, environ: Mapping[str, str]) -> None:
         if len(parts) != 2 or parts[0] not in data:
             continue
         section, key = parts
+        if section == "keys" and isinstance(data[section].get(key, {}), dict):  # not [keys] enabled
+            nested.append((name, key, raw))
+            continue
         if key not in data[section]:
-            raise ConfigError(f"{name}: no setting [{section}] {key}")
+            raise ConfigError(f"{name}: no setting [{section}] {key}{_did_you_mean(key, data[section])}")
         data[section][key] = _coerce(name, raw, data[section][key])
+    # After the plain settings, so that SESAME_KEYS_ENABLED names the key tables these may fill.
+    for name, rest, raw in sorted(nested):
+        _apply_key_env(data["keys"], name, rest, raw)
 
 
 def load_settings(path: str | os.PathLike | None = None, overrides: Mapping | None = None,
                   environ: Mapping[str, str] | None = None) -> "Settings":
-    """Defaults < file (``path``, else $SESAME_CONFIG, else none) < environment < overrides."""
+    """Defaults < file (``path``, else $SESAME_CONFIG, else none) < environment < overrides.
+
+    ``ConfigError`` when the file cannot be read, or names a section or setting
+    the defaults do not have (``[keys.<id>]`` tables aside), or when a
+    ``SESAME_<SECTION>_<KEY>`` / ``SESAME_KEYS_<ID>_<SETTING>`` variable names
+    none or does not fit the setting's type.  Overrides (tests) are not checked."""
     environ = os.environ if environ is None else environ
     with DEFAULTS_FILE.open("rb") as fh:
         data = tomllib.load(fh)
@@ -81,9 +148,11 @@ def load_settings(path: str | os.PathLike | None = None, overrides: Mapping | No
     if path:
         try:
             with open(path, "rb") as fh:
-                _merge(data, tomllib.load(fh))
+                loaded = tomllib.load(fh)
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read configuration {path}: {exc}") from exc
+        _check_known(loaded, data, str(path))
+        _merge(data, loaded)
     _apply_env(data, environ)
     if overrides:
         _merge(data, overrides)

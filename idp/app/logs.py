@@ -1,4 +1,11 @@
-"""Structured logging: one JSON object a line (or plain text for the demo)."""
+"""Structured logging: one JSON object a line (or plain text for the demo).
+
+A JSON line's own fields are ``time``, ``severity`` (info, warning, ...),
+``logger``, ``message`` and ``exception``; an audit event's or a SAML
+message's fields are added beside them, never over them.  ``level`` is an
+audit event's level of assurance, as in the audit table (the severity was
+named ``level`` too, and an audit line lost one of the two).
+"""
 from __future__ import annotations
 
 import json
@@ -11,15 +18,15 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + "Z",
-            "level": record.levelname.lower(),
+            "severity": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for extra in ("audit", "saml"):
-            if hasattr(record, extra):
-                entry.update(getattr(record, extra))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
+        for extra in ("audit", "saml"):
+            for name, value in (getattr(record, extra, None) or {}).items():
+                entry.setdefault(name, value)
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 

@@ -4,12 +4,14 @@ Kept in ``app.extensions["sesame"]``.  Keys never see it: they get the ports the
 """
 from __future__ import annotations
 
+import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from adapters import SettingsError, build_adapters
+from adapters.rate_limit import limits_from
 from idp.persistence.audit import Audit
 from idp.clock import Clock
 from idp.app.config import Settings
@@ -33,28 +35,137 @@ from keys.signer import FileSigner
 from metadata.registry import PortalRegistry
 
 
-def _secret(settings: Settings, name: str, configured: str = "") -> bytes:
-    """A secret from configuration, else generated once into the data folder."""
+INIT_COMMAND = "sesame init-secrets"
+SECRETS = ("secret_key", "pairwise_secret")  # [server] settings, else files of the data folder
+
+
+def _data_folder(settings: Settings) -> Path:
+    """The data folder, created mode 0700 when missing (it holds the secrets and
+    the SQLite database).  An existing folder is left as the operator made it."""
+    folder = settings.data_dir
+    if not folder.is_dir():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, exist_ok=True)
+    return folder
+
+
+def _missing(item: str) -> ConfigError:
+    return ConfigError(f"missing {item}: outside demo mode every node needs the same one; create the "
+                       f"secrets once with `{INIT_COMMAND}` and copy them into every node's data folder "
+                       f"(or name them in the configuration)")
+
+
+def _write_secret(path: Path) -> None:
+    """Create ``path`` (mode 0600) with a new random secret, unless it exists.
+
+    Written under a private name then hard-linked into place: a link never
+    overwrites, so processes starting together end up reading one secret."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process won: its secret stands
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _secret(settings: Settings, name: str) -> bytes:
+    """``[server] <name>`` when set, else the file ``<data_dir>/<name>``.
+
+    A missing file is generated (0600) in demo mode only; outside it is a
+    ``ConfigError``: a secret made up by one node alone would differ from the
+    other nodes' (session cookies, pairwise NameIDs)."""
+    configured = settings["server"].get(name, "")
     if configured:
-        return configured.encode()
+        return str(configured).encode()
     path = settings.data_dir / name
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(48))
-    return path.read_text().strip().encode()
+        if not settings.demo:
+            raise _missing(f"[server] {name} (or the file {path})")
+        _data_folder(settings)
+        _write_secret(path)
+    value = path.read_text().strip()
+    if not value:
+        raise ConfigError(f"{path} is empty: [server] {name} needs a secret")
+    return value.encode()
+
+
+def _signing_files(settings: Settings) -> tuple[Path, Path] | None:
+    """The configured ``[signing] key_file``/``cert_file``, or None for the data folder's pair."""
+    conf = settings["signing"]
+    if conf["key_file"] or conf["cert_file"]:
+        if not (conf["key_file"] and conf["cert_file"]):
+            raise ConfigError("[signing] key_file and cert_file go together: set both, or neither "
+                              "(the data folder's keys/signing.key and .crt)")
+        return Path(conf["key_file"]).expanduser(), Path(conf["cert_file"]).expanduser()
+    return None
+
+
+def _ensure_signing_key(settings: Settings) -> tuple[Path, Path]:
+    return ensure_key_pair(directory=settings.data_dir / "keys", common_name=settings.entity_id[:64],
+                           key_size=int(settings["signing"]["key_size"]))
 
 
 def make_signer(settings: Settings):
+    """The signer of ``[signing]``: the configured key and certificate files,
+    else ``<data_dir>/keys/signing.key`` and ``.crt``, generated when missing in
+    demo mode only (outside it, a missing file is a ``ConfigError``)."""
     conf = settings["signing"]
     if conf["backend"] != "file":
         raise ConfigError(f"[signing] backend {conf['backend']!r} unknown; known: file")
-    if conf["key_file"] and conf["cert_file"]:
-        key, cert = Path(conf["key_file"]), Path(conf["cert_file"])
+    configured = _signing_files(settings)
+    if configured:
+        key, cert = configured
+        absent = [str(p) for p in configured if not p.is_file()]
+        if absent:
+            raise ConfigError(f"[signing] key_file / cert_file: no file {', '.join(absent)}")
+    elif settings.demo:
+        _data_folder(settings)
+        key, cert = _ensure_signing_key(settings)
     else:
-        key, cert = ensure_key_pair(directory=settings.data_dir / "keys", common_name=settings.entity_id[:64],
-                                    key_size=int(conf["key_size"]))
+        key, cert = settings.data_dir / "keys" / "signing.key", settings.data_dir / "keys" / "signing.crt"
+        absent = [str(p) for p in (key, cert) if not p.is_file()]
+        if absent:
+            raise _missing(f"signing key {', '.join(absent)} ([signing] key_file and cert_file are not set)")
     return FileSigner(key, cert)
+
+
+def init_secrets(settings: Settings) -> list[tuple[str, Path | None, str]]:
+    """Create once, into the data folder, what a node needs and lacks: ``secret_key``,
+    ``pairwise_secret`` (0600 files) and the signing key pair (``keys/``).
+
+    What the configuration sets (``[server] secret_key``, ``[signing] key_file``…)
+    and files already there are left alone: nothing is ever overwritten.
+    Returns ``(item, path or None, "created" | "present" | "configured")`` for each."""
+    folder = _data_folder(settings)
+    done: list[tuple[str, Path | None, str]] = []
+    for name in SECRETS:
+        path = folder / name
+        if settings["server"].get(name, ""):
+            done.append((name, None, "configured"))
+        elif path.exists():
+            done.append((name, path, "present"))
+        else:
+            _write_secret(path)
+            done.append((name, path, "created"))
+    configured = _signing_files(settings)
+    if configured:
+        done.append(("signing key", configured[0], "configured"))
+    else:
+        key = folder / "keys" / "signing.key"
+        existed = key.exists()
+        try:
+            key, _ = _ensure_signing_key(settings)
+        except FileExistsError as exc:
+            raise ConfigError(f"signing key: {exc}; remove the lone file or restore its pair") from None
+        done.append(("signing key", key.parent, "present" if existed else "created"))
+    return done
 
 
 @dataclass
@@ -87,12 +198,15 @@ class Services:
         """Everything, once.  ``key_types`` is the registry of keys to choose the
         enabled ones from (``adapters.ADAPTERS`` unless a caller embeds others)."""
         clock = clock or Clock()
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        _data_folder(settings)
         try:
             adapters = build_adapters(settings.enabled_keys, settings.key_settings(), key_types)
         except SettingsError as exc:
             raise ConfigError(str(exc)) from None
         levels = level_table(settings, adapters)
+        # Secrets and key first: a node that lacks them stops before it touches the database.
+        secret_key, pairwise_secret = _secret(settings, "secret_key"), _secret(settings, "pairwise_secret")
+        signer = make_signer(settings)
         database = Database(settings.database_url)
         if migrate:
             database.upgrade()
@@ -102,16 +216,15 @@ class Services:
                                   levels=levels.scale)
         session_conf = settings["session"]
         hasher = hasher_from(settings["hashing"])
-        secret_key = _secret(settings, "secret_key", settings["server"]["secret_key"])
         services = cls(
             settings=settings, clock=clock, database=database, store=store, registry=registry,
-            signer=make_signer(settings), adapters=adapters, levels=levels, audit=Audit(database),
-            people=People(database, hasher), credentials=Credentials(database, hasher),
+            signer=signer, adapters=adapters, levels=levels, audit=Audit(database),
+            people=People(database, hasher), credentials=Credentials(database, hasher, limits=limits_from(settings["limits"])),
             identities=Identities(database),
             sessions=SsoSessions(store, lifetime=int(session_conf["lifetime_seconds"]), clock=clock),
             journeys=Journeys(store, ttl=int(session_conf["transaction_ttl_seconds"])),
             returns=ReturnStates(store, secret=secret_key, ttl=int(session_conf["return_ttl_seconds"])),
-            secret_key=secret_key, pairwise_secret=_secret(settings, "pairwise_secret"),
+            secret_key=secret_key, pairwise_secret=pairwise_secret,
         )
         services.sso = SsoService(services)
         services.logout = SingleLogout(services)

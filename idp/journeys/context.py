@@ -67,6 +67,8 @@ class KeyContext:
     purpose: Purpose
     person_fedid: str | None
     lang: str | None
+    portal: str | None          # the entity ID of the portal the journey answers, for audit rows
+    request_id: str | None      # its AuthnRequest ID
     _step_url: Callable[[str], str]
     _return_url: Callable[[], str]
     _new_state: Callable[[], str]

@@ -74,14 +74,16 @@ class Engine:
         """A cross-site POST carries no SameSite=Lax cookie: keep the request in a
         journey bound to no browser, resumed by a top-level GET that has it."""
         journey = self.s.journeys.create(dict(
-            browser="", purpose=Purpose.PORTAL, keys=[], requirement=Requirement(),
+            browser="", purpose=Purpose.PORTAL, keys=[], requirement=Requirement(), parked=True,
             portal=PortalRequest(entity_id=portal.entity_id, display_name=portal.name, request=request,
                                  relay_state=relay_state)))
         return Go(self.urls.resume(journey.id))
 
     def resume(self, journey_id: str | None, http: HttpInput) -> Answer:
         journey = self._load(journey_id, http, bind=True)
-        if journey.portal is None or not self.s.journeys.finish(journey):
+        if not journey.parked or journey.portal is None:
+            raise errors.LoginExpired("not a parked request")  # a login in progress is not resumed (ended)
+        if not self.s.journeys.finish(journey):
             raise errors.LoginExpired("parked request already resumed")
         portal = self._portal(journey)
         return self.portal_request(request=journey.portal.request, portal=portal,
@@ -105,8 +107,8 @@ class Engine:
         adapter = self.s.adapters.get(key)
         if adapter is None:
             raise errors.UnknownKey(f"no key {key[:40]!r}")
-        if not adapter.needs_activation:
-            raise errors.KeyNotAllowed(f"{key} needs no activation")
+        if not adapter.needs_activation or not adapter.has_activation_steps:
+            raise errors.KeyNotAllowed(f"{key} has no activation of its own")
         sso_session = self.s.sessions.get(http.sid)
         person = self.s.people.get(sso_session.person_id) if sso_session else None
         journey = self.s.journeys.create(dict(
@@ -319,6 +321,8 @@ class Engine:
             method=http.method, form=http.form, args=http.args, json=http.json, state=journey.state_for(key),
             ports=self.ports_for(adapter), remote_addr=http.remote_addr, journey_id=journey.id, key=key,
             purpose=journey.purpose, person_fedid=journey.person_fedid, lang=http.lang,
+            portal=journey.portal.entity_id if journey.portal else None,
+            request_id=journey.portal.request.request_id if journey.portal else None,
             _step_url=lambda step: self.urls.step(key, step, journey.id),
             _return_url=lambda: self.urls.key_return(key),
             _new_state=lambda: self.s.returns.issue(journey_id=journey.id, key=key),

@@ -83,6 +83,7 @@ class Journey:
     lang: str | None = None
     steps: dict[str, dict] = field(default_factory=dict)   # one namespace per key
     notice: dict | None = None           # the last key failure (code, params), for the key choice
+    parked: bool = False                 # a cross-site request waiting for its top-level GET
     raw: dict | None = field(default=None, repr=False, compare=False)  # the value read, for compare-and-set
 
     def state_for(self, key: str) -> dict:
@@ -93,7 +94,7 @@ class Journey:
                 "requirement": self.requirement.to_mapping(), "keys": list(self.keys),
                 "portal": self.portal.to_mapping() if self.portal else None, "done_url": self.done_url,
                 "person_fedid": self.person_fedid, "key": self.key, "lang": self.lang,
-                "steps": copy.deepcopy(self.steps), "notice": copy.deepcopy(self.notice)}
+                "steps": copy.deepcopy(self.steps), "notice": copy.deepcopy(self.notice), "parked": self.parked}
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> "Journey":
@@ -102,7 +103,7 @@ class Journey:
                    portal=PortalRequest.from_mapping(data["portal"]) if data.get("portal") else None,
                    done_url=data.get("done_url"), person_fedid=data.get("person_fedid"), key=data.get("key"),
                    lang=data.get("lang"), steps=copy.deepcopy(dict(data.get("steps") or {})),
-                   notice=copy.deepcopy(data.get("notice")), raw=data)
+                   notice=copy.deepcopy(data.get("notice")), parked=bool(data.get("parked")), raw=data)
 
 
 class Journeys:

@@ -3,6 +3,14 @@ credential by key and username, check a secret against it at constant cost,
 renew its hash when the cost parameters change, and tell whether a person has
 an active credential of a key.
 
+Usernames are stored and looked up in their normal form
+(``idp/people/usernames.py``): keys hand in what was typed, and get the
+normal form from :meth:`Credentials.canonical_username` to count attempts by.
+The port also carries the limits under which secrets may be checked
+(``[limits]``, ``adapters/rate_limit.py``) and, for this process, the gate
+that bounds concurrent Argon2 verifications: ``adapters/password_check.py``
+applies both.
+
 Keys never see ORM objects: they get :class:`CredentialRecord`, a frozen copy
 naming the person by ``fedid`` (the stable identifier), never by row id.
 """
@@ -14,6 +22,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import exists, select, update
 from sqlalchemy.exc import IntegrityError
 
+from adapters.rate_limit import HashGate, Limits
+from idp.people import usernames
 from idp.people.hashing import SecretHasher
 from idp.persistence.models import Credential, Person
 
@@ -37,14 +47,34 @@ class CredentialRecord:
 
 
 class Credentials:
-    """Credentials of people, over the database, with one :class:`SecretHasher`."""
+    """Credentials of people, over the database, with one :class:`SecretHasher`.
 
-    def __init__(self, database, hasher: SecretHasher) -> None:
+    ``limits`` (``[limits]``; the built-in defaults when not given) bound the
+    checks of secrets; ``gate`` is this process's bound on concurrent Argon2
+    verifications: build one port per process.
+    """
+
+    def __init__(self, database, hasher: SecretHasher, limits: Limits | None = None) -> None:
         self.database = database
         self.hasher = hasher
+        self.limits = limits or Limits()
+        self.gate = HashGate(self.limits.max_concurrent_hashes, self.limits.hash_wait_seconds)
+
+    @staticmethod
+    def canonical_username(typed: str) -> str | None:
+        """The normal form of a typed username, or None when it cannot be one
+        (empty, too long, control characters): such a name is never looked up."""
+        return usernames.canonical(typed)
 
     def find(self, *, key: str, username: str) -> CredentialRecord | None:
-        """The credential of ``key`` with exactly this ``username``, whatever its status."""
+        """The credential of ``key`` whose username is the normal form of ``username``, whatever its status.
+
+        A name that cannot be a username finds nothing, without a query (a NUL
+        byte would make PostgreSQL refuse the statement).
+        """
+        username = usernames.canonical(username)
+        if username is None:
+            return None
         query = (
             select(Credential.id, Person.fedid, Credential.key, Credential.username, Credential.status,
                    Credential.secret_hash)
@@ -62,7 +92,9 @@ class Credentials:
         """Whether ``secret`` matches an *active* credential.
 
         Constant cost: no record, an inactive one or one without a hash cost
-        the same Argon2 verification (against a dummy hash) as a real one.
+        the same Argon2 verification (against a dummy hash) as a real one, and
+        a hash at older, cheaper parameters is padded up to the current cost
+        (``idp/people/hashing.py``).
         """
         usable = record is not None and record.active and bool(record.secret_hash)
         return self.hasher.verify(record.secret_hash if usable else None, secret)
@@ -94,8 +126,12 @@ class Credentials:
 
         Once: False, and nothing written, when the person already has one of
         that key (two activations racing: the database's unique row decides) or
-        does not exist.  ``secret`` is stored hashed, never in clear.
+        does not exist.  ``secret`` is stored hashed, never in clear; a
+        ``username`` in its normal form (``usernames.UsernameRefused`` when it
+        cannot be one).
         """
+        if username:
+            username = usernames.for_storage(username)
         with self.database.session() as s:
             person = s.scalar(select(Person).where(Person.fedid == person_fedid))
             if person is None or self.has_active(key=key, person_fedid=person_fedid):

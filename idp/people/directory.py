@@ -1,10 +1,14 @@
-"""People and their credentials: the few queries the flows and the CLI need."""
+"""People and their credentials: the few queries the flows and the CLI need.
+
+Usernames are stored and looked up in their normal form (``idp/people/usernames.py``).
+"""
 from __future__ import annotations
 
 import datetime as dt
 
 from sqlalchemy import select
 
+from idp.people import usernames
 from idp.people.hashing import SecretHasher
 from idp.persistence.models import Credential, Person
 
@@ -15,6 +19,10 @@ def check_nrn(nrn: str) -> bool:
         return False
     body, check = int(nrn[:9]), int(nrn[9:])
     return 97 - body % 97 == check or 97 - (2_000_000_000 + body) % 97 == check
+
+
+class UsernameTaken(ValueError):
+    """A new credential's username, in its normal form, is already someone's."""
 
 
 class People:
@@ -30,6 +38,10 @@ class People:
             return person
 
     def credential(self, *, key: str, username: str) -> Credential | None:
+        """The credential of ``key`` whose username is the normal form of ``username``."""
+        username = usernames.canonical(username)
+        if username is None:
+            return None
         with self.database.session() as s:
             cred = s.scalar(select(Credential).where(Credential.key == key, Credential.username == username))
             if cred is not None:
@@ -41,10 +53,21 @@ class People:
                username: str | None = None, password: str | None = None) -> Person:
         """A person, with a password key when ``username`` and ``password`` are given.
 
+        The username is stored in its normal form: ``usernames.UsernameRefused``
+        when it cannot be one, :class:`UsernameTaken` when that form is already
+        a password key's (``Marie.Dupont`` beside ``marie.dupont``; the unique
+        (key, username) row settles two creations racing).  The password is
+        not judged here (tests and the demo create people directly): callers
+        that take a new password from someone apply ``password_policy`` first.
+
         One transaction: nothing is written when any part fails.
         """
         if nrn is not None and not check_nrn(nrn):
             raise ValueError("national register number fails its check digits")
+        if username and password:
+            username = usernames.for_storage(username)
+            if self.credential(key="password", username=username) is not None:
+                raise UsernameTaken(f"username {username!r} is taken")
         with self.database.session() as s:
             person = Person(surname=surname, given_name=given_name, nrn=nrn, mail=mail,
                             birth_date=birth_date, pref_language=pref_language)

@@ -9,6 +9,7 @@ installed package and from any working directory).
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -48,10 +49,29 @@ def _is_memory_sqlite(url: str) -> bool:
     return database in (None, "", ":memory:") or "mode=memory" in url
 
 
+def _create_private_sqlite_file(url: str) -> None:
+    """Create the SQLite database file of ``url``, empty and mode 0600, when missing.
+
+    SQLite would create it 0644 (less the umask).  It gives its ``-wal``,
+    ``-shm`` and ``-journal`` files the mode of the database file, so creating
+    that one private keeps all of them private, without touching the process
+    umask (shared by every thread).  An empty file is an empty database.  A
+    missing folder is left for SQLite to report; an existing file is left as is.
+    """
+    database = make_url(url).database
+    if not database or database.startswith("file:"):  # URI filenames: SQLite opens them its own way
+        return
+    try:
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except (FileExistsError, FileNotFoundError):
+        pass
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine for ``url`` with Sésame's connection settings.
 
-    SQLite: foreign keys enforced on every connection, WAL journal for file
+    SQLite: a new database file and its ``-wal``/``-shm`` files are mode 0600,
+    foreign keys enforced on every connection, WAL journal for file
     databases (readers do not block the writer), connections usable from any
     thread and waiting up to 30 s for a lock.  An in-memory database is one
     connection shared by all (``StaticPool``), so every session sees it.
@@ -69,6 +89,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     connect_args.setdefault("timeout", _SQLITE_BUSY_TIMEOUT_S)
     if memory:
         kwargs.setdefault("poolclass", StaticPool)
+    else:
+        _create_private_sqlite_file(url)
     engine = create_engine(url, connect_args=connect_args, **kwargs)
 
     @event.listens_for(engine, "connect")

@@ -29,7 +29,9 @@ AUTHN_REQUEST_TAG = f"{{{NS['samlp']}}}AuthnRequest"
 NAMEID_TRANSIENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient"
 NAMEID_PERSISTENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
 NAMEID_UNSPECIFIED = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"
-NAMEID_FORMATS = {"transient": NAMEID_TRANSIENT, "persistent": NAMEID_PERSISTENT}
+NAMEID_EMAIL = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
+# A policy's nameid_format (metadata.policy.NameIdFormat) and the URI it stands for.
+NAMEID_FORMATS = {"transient": NAMEID_TRANSIENT, "persistent": NAMEID_PERSISTENT, "email": NAMEID_EMAIL}
 
 
 @dataclass(frozen=True)

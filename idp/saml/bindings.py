@@ -58,11 +58,20 @@ def encode_post(xml: bytes) -> str:
 
 
 def check_relay_state(relay_state: str | None, *, max_bytes: int) -> str | None:
-    """RelayState must not exceed 80 bytes (SAML bindings §3.4.3, §3.5.3)."""
+    """The portal's RelayState, unchanged, or ``None`` when absent or empty.
+
+    Opaque to Sésame: never parsed, decoded or followed, only returned to the
+    portal (escaped in the auto-post page, encoded in a redirect URL).  SAML
+    bindings §3.4.3 and §3.5.3 say 80 bytes at most, but real service
+    providers (python3-saml, SimpleSAMLphp) send their full return URL there,
+    so the bound is configuration (``[saml] max_relay_state_bytes``).  Longer
+    raises ``MalformedRequest``: the request is refused, never truncated.
+    """
     if relay_state is None or relay_state == "":
         return None
-    if len(relay_state.encode("utf-8")) > max_bytes:
-        raise MalformedRequest("RelayState longer than allowed")
+    size = len(relay_state.encode("utf-8"))
+    if size > max_bytes:
+        raise MalformedRequest(f"RelayState of {size} bytes, more than the {max_bytes} allowed")
     return relay_state
 
 

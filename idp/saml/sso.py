@@ -11,7 +11,8 @@ from lxml import etree
 
 from idp import errors
 from idp.people.attributes import PROFILE, pairwise_id, person_attributes, release
-from idp.saml.authn_request import NAMEID_FORMATS, NAMEID_UNSPECIFIED, AuthnRequestData, read_authn_request
+from idp.saml.authn_request import (NAMEID_EMAIL, NAMEID_FORMATS, NAMEID_PERSISTENT, NAMEID_UNSPECIFIED,
+                                    AuthnRequestData, read_authn_request)
 from idp.saml.bindings import encode_post
 from idp.saml.response import AssertionFacts, build_assertion, build_response, new_id
 from idp.sessions.sso_session import Login, SsoSession
@@ -61,15 +62,23 @@ class SsoService:
 
     # --- our metadata -----------------------------------------------------------
     def metadata(self) -> bytes:
-        """Sésame's metadata, signed with the signing key; rebuilt at most hourly per instance."""
+        """Sésame's metadata, signed with the signing key; rebuilt at most hourly per instance.
+
+        ``validUntil`` only when ``[saml] metadata_valid_days`` is set (0, the
+        default: none, so that a portal's static copy does not silently expire);
+        ``cacheDuration`` from ``[saml] metadata_cache_seconds`` (0: none).
+        """
         now = self.s.clock.now()
         cached = self.s.cache.get("idp_metadata")
         if cached is None or not 0 <= now - cached[0] <= METADATA_REFRESH_SECONDS:
             base = self.s.settings.base_url
+            valid_days = int(self.s.settings.saml("metadata_valid_days"))
+            cache_seconds = int(self.s.settings.saml("metadata_cache_seconds"))
             xml = build_idp_metadata(
                 entity_id=self.s.settings.entity_id, sso_url=f"{base}/saml/sso", slo_url=f"{base}/saml/slo",
                 signing_cert_b64=self.s.signer.certificate_b64(),
-                valid_for_seconds=int(self.s.settings.saml("metadata_valid_days")) * 86400, now=now,
+                valid_for_seconds=valid_days * 86400 if valid_days else None, now=now,
+                cache_duration_seconds=cache_seconds or None,
                 attribute_names=PROFILE, organization=self.s.settings.saml("organization"))
             root_id = etree.fromstring(xml).get("ID")  # our own document, just built
             cached = self.s.cache["idp_metadata"] = (now, self.s.signer.sign_xml(xml, reference_id=root_id))
@@ -107,8 +116,7 @@ class SsoService:
         ``NoPassive``, ``InvalidNameIdPolicy``).
         """
         policy = portal.policy
-        if request.nameid_format not in (None, NAMEID_UNSPECIFIED, NAMEID_FORMATS[policy.nameid_format]):
-            raise errors.InvalidNameIdPolicy(f"{request.nameid_format} not released to {portal.entity_id}")
+        nameid_format(requested=request.nameid_format, policy=policy, portal=portal.entity_id)
         requirement = self.requirement(request)
         accepted = policy.accepted_keys or tuple(self.s.adapters)
         keys = [k for k, a in self.s.adapters.items()
@@ -174,13 +182,20 @@ class SsoService:
             log.warning("assertion for %s not sent: encryption demanded, %s", portal.entity_id, exc.detail)
             return self.respond_error(request=request, portal=portal, error=exc, relay_state=relay_state)
         now = self.s.clock.now()
-        if policy.nameid_format == "persistent":
+        available = person_attributes(person=person, key=login.key, lang=lang, learned=session.attributes)
+        subject_format = nameid_format(requested=request.nameid_format, policy=policy, portal=portal.entity_id)
+        if subject_format == NAMEID_EMAIL:
+            nameid = email_address(available.get("mail"))
+            if nameid is None:
+                log.info("no e-mail NameID for %s: the person has no e-mail address", portal.entity_id)
+                return self.respond_error(request=request, portal=portal, relay_state=relay_state,
+                                          error=errors.InvalidNameIdPolicy("the person has no e-mail address"))
+        elif subject_format == NAMEID_PERSISTENT:
             nameid = pairwise_id(secret=self.s.pairwise_secret, sp_entity_id=portal.entity_id, fedid=person.fedid)
         else:
             nameid = new_id()
-        available = person_attributes(person=person, key=login.key, lang=lang, learned=session.attributes)
         facts = AssertionFacts(
-            nameid=nameid, nameid_format=NAMEID_FORMATS[policy.nameid_format],
+            nameid=nameid, nameid_format=subject_format,
             attributes=release(available=available, allowed=policy.attributes),
             authn_instant=login.authn_instant, session_index=session.index,
             context_class=self.s.levels.stated_class(level=login.level, key=login.key,
@@ -213,6 +228,36 @@ class SsoService:
         self.s.audit.record("saml.response", result=error.code, portal=portal.entity_id,
                             request_id=request.request_id)
         return PostForm(request.acs_url, encode_post(xml), relay_state)
+
+
+def nameid_format(*, requested: str | None, policy, portal: str) -> str:
+    """The NameID format a portal is answered in (SAML core §3.4.1.1, §8.3).
+
+    No format requested, or ``unspecified``: the policy's.  The policy's own
+    format: granted.  ``emailAddress``: granted whatever the policy's format
+    when the policy releases ``mail``, since that NameID is the ``mail``
+    attribute under another name.  Anything else, and an ``email`` policy that
+    does not release ``mail`` (``metadata.policy`` refuses to store one),
+    raises ``InvalidNameIdPolicy``.  Whether the person has an address is
+    known only after the login (``SsoService.respond``).
+    """
+    releases_mail = "mail" in policy.attributes
+    own = NAMEID_FORMATS[policy.nameid_format]
+    chosen = own if requested in (None, NAMEID_UNSPECIFIED) else requested
+    if chosen == NAMEID_EMAIL and not releases_mail:
+        raise errors.InvalidNameIdPolicy(f"{portal} asks for an e-mail NameID; its policy does not release mail")
+    if chosen not in (own, NAMEID_EMAIL):
+        raise errors.InvalidNameIdPolicy(f"{str(requested)[:200]} not released to {portal}")
+    return chosen
+
+
+def email_address(value: str | None) -> str | None:
+    """An address usable as an ``emailAddress`` NameID (an addr-spec, SAML core §8.3.2), else ``None``."""
+    value = (value or "").strip()
+    local, at, domain = value.rpartition("@")
+    if not (local and at and domain) or any(c.isspace() for c in value):
+        return None
+    return value
 
 
 def can_reach(adapter, min_level: int, requirement, scale) -> bool:

@@ -194,7 +194,8 @@ class StandinCode(Adapter):
             check = PasswordCheck(credentials=ctx.ports.credentials, store=ctx.ports.store, scope="password",
                                   max_failures=self.settings.max_failures,
                                   block_seconds=self.settings.lockout_seconds)
-            result = check.check(ctx.form.get("username", ""), ctx.form.get("password", ""))
+            result = check.check(ctx.form.get("username", ""), ctx.form.get("password", ""),
+                                 remote_addr=ctx.remote_addr)
             if not result.ok:
                 return Challenge("standin/code_password.html", {"action": ctx.url_for_step("password")},
                                  error=result.error, status=401 if result.error == "bad_credentials" else 403,
