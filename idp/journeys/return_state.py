@@ -19,6 +19,9 @@ from itsdangerous import BadSignature, Signer
 from idp.errors import ReturnRefused
 
 PREFIX = "return:"
+PARKED = "parked-return:"
+PARKED_TTL = 120         # seconds between a cross-site POST and the browser's GET
+MAX_PARKED_FIELDS = 20
 MAX_STATE = 128
 
 
@@ -47,3 +50,19 @@ class ReturnStates:
         if entry["key"] != key:
             raise ReturnRefused(f"state issued for key {entry['key']}, returned to {key}")
         return entry["journey"]
+
+    # A cross-site POST return carries no SameSite=Lax cookie, so the browser
+    # (and its journey) is unknown: its fields wait here for the top-level GET.
+    def park(self, fields: dict[str, str]) -> str:
+        if len(fields) > MAX_PARKED_FIELDS:
+            raise ReturnRefused("too many fields in a return")
+        parked = secrets.token_urlsafe(24)
+        self.store.put(PARKED + parked, fields, ttl=PARKED_TTL)
+        return parked
+
+    def unpark(self, parked: str) -> dict[str, str]:
+        """The fields of a parked return, once."""
+        fields = self.store.pop(PARKED + parked[:64]) if parked else None
+        if fields is None:
+            raise ReturnRefused("parked return unknown, expired or resumed already")
+        return fields

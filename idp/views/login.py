@@ -3,22 +3,17 @@ fixed return endpoints, public endpoints and static files.  Thin: the journey
 engine (``idp.journeys.engine``) decides everything."""
 from __future__ import annotations
 
-import secrets
 from dataclasses import replace
 
-from flask import Blueprint, abort, request, send_from_directory, url_for, redirect
+from flask import Blueprint, abort, redirect, request, send_from_directory, url_for
 
 from adapters.base import GROUP_ORDER
-from idp import errors
 from idp.messages import ERRORS, GROUPS, KEYS
 from idp.views.http import engine, http_input, render, services
 
 bp = Blueprint("login", __name__, url_prefix="/login")
 public = Blueprint("keys_public", __name__, url_prefix="/keys")
 
-PARKED = "parked-return:"
-PARKED_TTL = 120
-MAX_PARKED_FIELDS = 20
 
 
 @bp.get("/")
@@ -56,17 +51,11 @@ def key_return(key: str):
     s = services()
     if request.method == "POST":
         if s.settings["session"]["cookie_name"] not in request.cookies:
-            fields = request.form.to_dict()
-            if len(fields) > MAX_PARKED_FIELDS:
-                raise errors.ReturnRefused("too many fields in a return")
-            parked = secrets.token_urlsafe(24)
-            s.store.put(PARKED + parked, fields, ttl=PARKED_TTL)
+            parked = s.returns.park(request.form.to_dict())
             return redirect(url_for("login.key_return", key=key, resume=parked), code=303)
         params = request.form.to_dict()
     elif request.args.get("resume"):
-        params = s.store.pop(PARKED + request.args["resume"][:64])
-        if params is None:
-            raise errors.ReturnRefused("parked return unknown, expired or resumed already")
+        params = s.returns.unpark(request.args["resume"])
     else:
         params = request.args.to_dict()
     return render(engine().key_return(key, params, http_input()))
