@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import threading
 from dataclasses import replace
 from urllib.parse import parse_qs, urlsplit
 
@@ -26,6 +25,7 @@ from idp.app.demo import DEMO_PASSWORD, create_citizens, make_nrn
 from idp.app.services import Services
 from idp.persistence.models import AuditEvent, Credential, Person
 from tests.conftest import idp_settings
+from tests.parallel import in_parallel, same_browser
 from tests.saml_sp import MON_ESPACE, TestPortal, autopost_fields, follow, form_action, form_fields, send
 from tests.standin_keys import KEY_TYPES, card_signature, expected_code
 from tests.standin_keys.provider import SECRET, create_provider
@@ -65,7 +65,9 @@ class World:
 
 @pytest.fixture
 def world(tmp_path, clock) -> World:
-    settings = idp_settings(tmp_path, keys={"enabled": ["password", *STANDINS], **KEY_SETTINGS})
+    # Enough Argon2 slots that parallel posts are checked, not answered "busy" (tests/test_rate_limits.py).
+    settings = idp_settings(tmp_path, keys={"enabled": ["password", *STANDINS], **KEY_SETTINGS},
+                            limits={"max_concurrent_hashes": 32, "hash_wait_seconds": 10.0})
     services = Services.build(settings, clock=clock, key_types=KEY_TYPES)
     create_citizens(services)
     spec = replace(MON_ESPACE, policy=(("accepted_keys", ["password", *STANDINS]), ("min_level", 100),
@@ -79,31 +81,6 @@ def world(tmp_path, clock) -> World:
 def error_code(response) -> str | None:
     found = re.search(r'id="error" data-code="([^"]+)"', response.get_data(as_text=True))
     return found[1] if found else None
-
-
-def clone(app, browser):
-    """Another connection of the same browser (same cookie), for parallel requests."""
-    other = app.test_client()
-    cookie = browser.get_cookie("sesame", domain="idp.test") or browser.get_cookie("sesame")
-    other.set_cookie("sesame", cookie.value, domain=cookie.domain)
-    return other
-
-
-def in_parallel(count: int, work) -> list:
-    barrier, results, lock = threading.Barrier(count), [], threading.Lock()
-
-    def run(i):
-        barrier.wait()
-        result = work(i)
-        with lock:
-            results.append(result)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
 
 
 # --- (a) out to a provider, back to the fixed return endpoint -----------------------
@@ -348,7 +325,7 @@ def test_parallel_wrong_codes_get_at_most_the_configured_attempts(world):
     tx = world.choose_page(browser)
     code_page = follow(browser, password_step(world, browser, tx)).get_data(as_text=True)
     action, csrf = form_action(code_page), form_fields(code_page)["csrf_token"]
-    clients = [clone(world.app, browser) for _ in range(16)]
+    clients = [same_browser(world.app, browser) for _ in range(16)]
     statuses = in_parallel(16, lambda i: clients[i].post(action, data={"csrf_token": csrf,
                                                                        "code": f"{i:06d}"}).status_code)
     # 401: a code compared and wrong; 303: attempts used up (back to the key choice);
@@ -367,7 +344,7 @@ def test_parallel_wrong_passwords_get_at_most_the_configured_checks(world):
     tx = world.choose_page(browser)
     page = browser.get(f"/login/standin_code/?tx={tx}").get_data(as_text=True)
     action, csrf = form_action(page), form_fields(page)["csrf_token"]
-    clients = [clone(world.app, browser) for _ in range(16)]
+    clients = [same_browser(world.app, browser) for _ in range(16)]
     statuses = in_parallel(16, lambda i: clients[i].post(
         action, data={"csrf_token": csrf, "username": "marie.dupont", "password": f"wrong-{i}"}).status_code)
     assert statuses.count(401) <= 4 and statuses.count(403) >= 12, statuses

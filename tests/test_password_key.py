@@ -28,6 +28,7 @@ from idp.people.credentials import Credentials
 from idp.people.hashing import SecretHasher
 from idp.app.services import Services
 from tests.conftest import idp_settings
+from tests.parallel import in_parallel, same_browser
 from tests.saml_sp import MON_ESPACE, TestPortal, follow, form_action, form_fields, send
 
 PASSWORD = "Sesame-Secret-7x9!"
@@ -478,38 +479,17 @@ def test_hash_is_renewed_at_login_when_the_cost_parameters_change(tmp_path):
 
 
 # --- attackers send requests in parallel ------------------------------------------------
-def _same_browser(app, browser):
-    other = app.test_client()
-    cookie = browser.get_cookie("sesame")
-    other.set_cookie("sesame", cookie.value, domain=cookie.domain)
-    return other
-
-
 @pytest.mark.parametrize("store_kind", ["sql", "redis"])
 def test_sixteen_parallel_wrong_passwords_get_at_most_five_checks(store_kind, request):
     """Reserve before verifying: 16 guesses at once, over HTTP, verify at most 5
     passwords; then even the right password is refused until the block ends."""
-    import threading
-
     world = request.getfixturevalue(f"{store_kind}_world")
     username = add_citizen(world.services)
     browser = world.app.test_client()
     form = open_password_form(browser, world.portal)
-    clients = [_same_browser(world.app, browser) for _ in range(16)]
+    clients = [same_browser(world.app, browser) for _ in range(16)]
     before = last_audit_id(world.services)
-    barrier, statuses, lock = threading.Barrier(16), [], threading.Lock()
-
-    def guess(i):
-        barrier.wait()
-        answer = submit(clients[i], form, username, f"{WRONG}-{i}")
-        with lock:
-            statuses.append(answer.status_code)
-
-    threads = [threading.Thread(target=guess, args=(i,)) for i in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    statuses = in_parallel(16, lambda i: submit(clients[i], form, username, f"{WRONG}-{i}").status_code)
     events = audit_since(world.services, before)
     verified = [e for e in events if e.result == "bad_credentials" or e.event == "login.lockout"]
     assert len(verified) == 5, [(e.event, e.result) for e in events]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import threading
 import time
 import uuid
 
@@ -22,6 +21,7 @@ from idp import create_app
 from idp.app.services import Services
 from idp.clock import FrozenClock
 from tests.conftest import idp_settings
+from tests.parallel import in_parallel
 from tests.saml_sp import MON_ESPACE, TestPortal
 from tests.test_password_check import CountingCredentials
 from tests.test_password_key import (
@@ -65,23 +65,6 @@ def same_browser(world: World, browser):
     cookie = browser.get_cookie("sesame")
     other.set_cookie("sesame", cookie.value, domain=cookie.domain)
     return other
-
-
-def in_parallel(count: int, work) -> list:
-    barrier, results, lock = threading.Barrier(count), [], threading.Lock()
-
-    def run(i):
-        barrier.wait()
-        result = work(i)
-        with lock:
-            results.append(result)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
 
 
 # --- one address, many usernames ------------------------------------------------------
