@@ -560,6 +560,8 @@ def test_failure_rows_name_the_username_by_a_hash_and_json_lines_keep_severity_a
         with caplog.at_level(logging.INFO, logger="sesame"):
             browser = world.app.test_client()
             form = open_password_form(browser, world.portal)
+            journey = services.journeys.load(form.tx, browser=_browser_id(world, browser))
+            form_request_id = journey.portal.request.request_id
             for typed in (username.upper(), f" {username} ", ghost):
                 assert code(submit(browser, form, typed, WRONG)) == "bad_credentials"
             assert logged_in(submit(browser, form, username, PASSWORD), world.portal)
@@ -572,6 +574,8 @@ def test_failure_rows_name_the_username_by_a_hash_and_json_lines_keep_severity_a
     for row in failures:
         assert username not in json.dumps(row.detail) and ghost not in json.dumps(row.detail)
         assert (row.key, row.remote_addr) == ("password", "127.0.0.1")
+        # support can tell which portal and which request the failure belongs to
+        assert row.portal == world.portal.entity_id and row.request_id == form_request_id
 
     lines = {r.getMessage(): json.loads(JsonFormatter().format(r)) for r in caplog.records
              if getattr(r, "audit", None)}
@@ -579,3 +583,10 @@ def test_failure_rows_name_the_username_by_a_hash_and_json_lines_keep_severity_a
     assert (success["severity"], success["level"], success["event"]) == ("info", 100, "login.success")
     assert success["portal"] == world.portal.entity_id and success["logger"] == "sesame.audit"
     assert failure["severity"] == "info" and failure["username_hash"] == expected[-1] and "level" not in failure
+
+
+def _browser_id(world, browser) -> str:
+    from flask.sessions import SecureCookieSessionInterface
+
+    serializer = SecureCookieSessionInterface().get_signing_serializer(world.app)
+    return serializer.loads(browser.get_cookie("sesame").value)["b"]
