@@ -213,3 +213,22 @@ def test_body_over_the_limit_is_refused_before_reading(world):
     with services.database.session() as s:
         events = list(s.scalars(select(AuditEvent).where(AuditEvent.event == "saml.rejected")))
     assert events[-1].result == "message_too_large"
+
+
+def test_a_long_entity_id_and_request_id_are_remembered_without_error(world, tmp_path):
+    """The replay key is a digest: a 1000-character entity ID with a 256-character
+    request ID fits the store (it did not: 500)."""
+    from dataclasses import replace
+
+    from tests.saml_sp import MON_ESPACE, TestPortal, follow, send
+
+    app, services, _, _ = world
+    long_portal = TestPortal(services, replace(MON_ESPACE, slug="long",
+                                               base_url="http://localhost:18081/" + "p" * 900), tmp_path / "long")
+    assert len(long_portal.entity_id) > 900
+    browser = app.test_client()
+    sent = long_portal.request(message_id="_" + "r" * 255)
+    page = follow(browser, send(browser, sent))
+    assert page.status_code == 200 and "/login/password/" in page.get_data(as_text=True)
+    replay = send(app.test_client(), sent)
+    assert replay.status_code == 400 and 'data-code="replayed_request"' in replay.get_data(as_text=True)

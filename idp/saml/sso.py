@@ -4,6 +4,7 @@ the journey engine (``idp.journeys.engine``) calls it.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 
@@ -97,7 +98,10 @@ class SsoService:
     def remember_request(self, *, issuer: str, request_id: str) -> None:
         """A request ID is accepted once, across every process, while its IssueInstant
         could still pass the age check; a second use raises ``ReplayedRequest``."""
-        if not self.s.store.add(f"seen:{issuer}:{request_id}", 1, ttl=self.max_age + 2 * self.skew):
+        # Hashed: an entity ID (up to 1024 characters) and a request ID (256) would
+        # not fit the store's key length, and the key must not depend on their size.
+        seen = hashlib.sha256(f"{issuer}\x00{request_id}".encode()).hexdigest()
+        if not self.s.store.add(f"seen:{seen}", 1, ttl=self.max_age + 2 * self.skew):
             raise errors.ReplayedRequest(f"request ID {request_id[:80]} seen before")
 
     def requirement(self, request: AuthnRequestData):
