@@ -107,6 +107,8 @@ def read_logout_response(*, binding: str, message: str, raw_query: str | None, r
     xml, root = decode_and_parse(binding=binding, message=message, max_bytes=max_bytes)
     if root.tag != LOGOUT_RESPONSE_TAG or root.get("Version") != "2.0" or not root.get("InResponseTo"):
         raise errors.MalformedRequest("not a SAML 2.0 LogoutResponse to a request")
+    if len(root.get("InResponseTo")) > 256:  # ours are short; it becomes a store key
+        raise errors.MalformedRequest("LogoutResponse InResponseTo too long")
     issuer, portal = _issuer_portal(root, registry)
     verify_signature(binding=binding, xml=xml, root=root, raw_query=raw_query, portal=portal, required=True)
     if root.get("Destination") not in slo_urls:
