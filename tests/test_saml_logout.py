@@ -207,3 +207,18 @@ def test_long_relay_state_of_a_logout_request_comes_back_unchanged(logged_in):
     assert action == "http://localhost:18081/slo"
     assert answered["RelayState"] == deep_link
     assert monespace.client.parse_logout_request_response(answered["SAMLResponse"], BINDING_HTTP_POST).status_ok()
+
+
+def test_logout_response_with_an_overlong_in_response_to_is_refused_before_anything_else():
+    """InResponseTo becomes a store key: over 256 characters it is refused before the
+    issuer, the signature or the store are looked at."""
+    from idp import errors
+    from idp.saml.logout import read_logout_response
+
+    xml = ('<samlp:LogoutResponse xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_r" Version="2.0" '
+           f'IssueInstant="2026-01-01T00:00:00Z" InResponseTo="_{"x" * 300}"/>')
+    with pytest.raises(errors.MalformedRequest) as raised:
+        read_logout_response(binding=BINDING_HTTP_POST, message=base64.b64encode(xml.encode()).decode(),
+                             raw_query=None, registry=None, slo_urls=("http://idp.test/saml/slo",), now=0.0,
+                             max_bytes=200_000, max_age=300, skew=120)
+    assert "too long" in raised.value.detail
