@@ -2,6 +2,8 @@
 providers registered with it (tests/saml_sp.py)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from idp import create_app
@@ -58,3 +60,25 @@ def world(idp, tmp_path):
 
     app, services = idp
     return app, services, TestPortal(services, MON_ESPACE, tmp_path / "sp"), TestPortal(services, FSE, tmp_path / "sp")
+
+
+def write_node(directory: Path, *, demo: bool, extra: str = "") -> Path:
+    """A node's configuration file: its data folder (SQLite in it), demo mode or not."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "sesame.toml"
+    path.write_text(f"""
+[server]
+base_url = "http://idp.test"
+data_dir = "{directory / 'data'}"
+demo = {str(demo).lower()}
+
+[hashing]
+argon2_time_cost = 1
+argon2_memory_kib = 8192
+argon2_parallelism = 1
+
+[log]
+format = "text"
+{extra}
+""", encoding="utf-8")
+    return path

@@ -248,6 +248,17 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
 
 
 @pytest.fixture
+def db(db_url: str) -> Iterator[Any]:
+    """A migrated :class:`idp.persistence.db.Database` on ``db_url`` (SQLite, then PostgreSQL)."""
+    from idp.persistence.db import Database
+
+    database = Database(db_url)
+    database.upgrade()
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
 def clock() -> Any:
     """A FrozenClock far from real time; tests ``clock.advance(seconds)``."""
     from idp.clock import FrozenClock

@@ -42,6 +42,20 @@ def open_password_form(demo, page, slug: str = "monespace") -> None:
     page.wait_for_url(f"{demo.idp_url}/login/password/?*")
 
 
+def logged_in_at_both_portals(demo, page, username: str) -> tuple[str, str]:
+    """Password login at Mon Espace, then single sign-on at FSE 21-27; their addresses."""
+    open_password_form(demo, page)
+    page.fill("#username", username)
+    page.fill("#password", DEMO_PASSWORD)
+    page.click("#submit")
+    monespace, fse = demo.portal_url("monespace"), demo.portal_url("fse")
+    page.wait_for_url(f"{monespace}/")
+    page.goto(fse + "/")
+    page.click("#login")
+    page.wait_for_url(f"{fse}/")
+    return monespace, fse
+
+
 def test_login_then_single_sign_on_to_second_portal(demo, context):
     from playwright.sync_api import expect
 
@@ -108,15 +122,7 @@ def test_logout_at_one_portal_logs_out_of_the_other(demo, context):
     from playwright.sync_api import expect
 
     page = context.new_page()
-    open_password_form(demo, page)
-    page.fill("#username", "jan.peeters")
-    page.fill("#password", DEMO_PASSWORD)
-    page.click("#submit")
-    monespace, fse = demo.portal_url("monespace"), demo.portal_url("fse")
-    page.wait_for_url(f"{monespace}/")
-    page.goto(fse + "/")
-    page.click("#login")
-    page.wait_for_url(f"{fse}/")
+    monespace, fse = logged_in_at_both_portals(demo, page, "jan.peeters")
     expect(page.locator("#welcome")).to_have_text("Bienvenue, Jan Peeters")
 
     page.goto(monespace + "/")
@@ -136,15 +142,7 @@ def test_logout_on_sesames_own_page_logs_out_of_every_portal(demo, context):
     from playwright.sync_api import expect
 
     page = context.new_page()
-    open_password_form(demo, page)
-    page.fill("#username", "lea.schmitz")
-    page.fill("#password", DEMO_PASSWORD)
-    page.click("#submit")
-    monespace, fse = demo.portal_url("monespace"), demo.portal_url("fse")
-    page.wait_for_url(f"{monespace}/")
-    page.goto(fse + "/")
-    page.click("#login")
-    page.wait_for_url(f"{fse}/")
+    monespace, fse = logged_in_at_both_portals(demo, page, "lea.schmitz")
 
     violations: list[str] = []
     page.on("console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None)

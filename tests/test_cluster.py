@@ -21,37 +21,22 @@ from idp.app.demo import create_citizens
 from idp.app.services import Services
 from idp.errors import ConfigError
 from tests.saml_sp import FSE, MON_ESPACE, TestPortal, autopost_fields, follow, login_with_password, send
+from tests.conftest import write_node
 from tests.services import create_postgres_database, drop_postgres_database
 
 SHARED = ("secret_key", "pairwise_secret", "keys")  # what `sesame init-secrets` made, copied to every node
 
 
 def node_config(folder: Path, *, database: str, store: str, prefix: str) -> Path:
-    """One node's configuration file, its data folder beside it."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "sesame.toml"
-    path.write_text(f"""
-[server]
-base_url = "http://idp.test"
-data_dir = "{folder / 'data'}"
-demo = false
-
+    """One node's configuration file (not demo mode), its data folder beside it."""
+    return write_node(folder, demo=False, extra=f"""
 [database]
 url = "{database}"
 
 [store]
 url = "{store}"
 prefix = "{prefix}"
-
-[hashing]
-argon2_time_cost = 1
-argon2_memory_kib = 8192
-argon2_parallelism = 1
-
-[log]
-format = "text"
-""", encoding="utf-8")
-    return path
+""")
 
 
 def copy_shared(source: Path, target: Path) -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from idp.app.config import load_settings
 from idp.errors import ConfigError
+from tests.conftest import write_node
 
 
 @pytest.fixture
@@ -194,28 +195,6 @@ def clean_environ(monkeypatch):
     for name in [n for n in os.environ if n.startswith("SESAME_")]:
         monkeypatch.delenv(name)
     return monkeypatch
-
-
-def write_node(directory: Path, *, demo: bool, extra: str = "") -> Path:
-    """A node's configuration file: its data folder (SQLite in it), demo mode or not."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "sesame.toml"
-    path.write_text(f"""
-[server]
-base_url = "http://idp.test"
-data_dir = "{directory / 'data'}"
-demo = {str(demo).lower()}
-
-[hashing]
-argon2_time_cost = 1
-argon2_memory_kib = 8192
-argon2_parallelism = 1
-
-[log]
-format = "text"
-{extra}
-""", encoding="utf-8")
-    return path
 
 
 def test_a_typo_in_the_file_stops_the_start_naming_file_and_setting(tmp_path, clean_environ):

@@ -6,7 +6,6 @@ with the schema built by the Alembic migrations, never by ``create_all``.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,14 +22,6 @@ from idp.persistence.models import AuditEvent, Base, Credential, Person
 from idp.persistence.store.sql import state_entry
 
 TABLES = {"person", "credential", "portal", "audit_event", "state_entry"}
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = Database(db_url)
-    database.upgrade()
-    yield database
-    database.dispose()
 
 
 def _person(nrn: str = "85073003328", **kw: object) -> Person:

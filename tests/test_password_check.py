@@ -357,14 +357,6 @@ def test_hash_is_kept_when_the_cost_is_unchanged(store, credentials, database, h
 
 
 # --- the credentials port, on SQLite and PostgreSQL ----------------------------------
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = Database(db_url)
-    database.upgrade()
-    yield database
-    database.dispose()
-
-
 def test_credentials_port(db, hasher):
     port = Credentials(db, hasher)
     username, fedid = new_person(db, hasher)

@@ -122,7 +122,7 @@ def test_concurrent_add_portal_keeps_both_portals(sessions):
     assert sorted(sessions.get(session.id).portals) == sorted([MON_ESPACE, FSE])
 
 
-# --- SsoSession.satisfies ---------------------------------------------------------
+# --- SsoSession.best_login: whether the session may answer a portal ---------------------------------------------------------
 def _session(key="password", level=100) -> SsoSession:
     return SsoSession(id="s", person_id=1, fedid="f", key=key, level=level, authn_instant=0.0, created=0.0)
 
@@ -138,14 +138,15 @@ def _session(key="password", level=100) -> SsoSession:
     ("eid", 500, ["eid"], 100, [f"{FAS}300"], "maximum", False),
     ("totp", 400, ["totp"], 100, [f"{FAS}300"], "better", True),
 ])
-def test_satisfies_by_key_and_level(key, level, keys, min_level, refs, comparison, expected):
+def test_answers_by_key_and_level(key, level, keys, min_level, refs, comparison, expected):
     requirement = LevelTable.from_settings(load_settings(environ={})["levels"]).requirement(refs, comparison)
-    assert _session(key, level).satisfies(keys=keys, min_level=min_level, requirement=requirement) is expected
+    login = _session(key, level).best_login(keys=keys, min_level=min_level, requirement=requirement)
+    assert (login is not None) is expected
 
 
-def test_satisfies_without_requirement_checks_key_and_minimum_only():
-    assert _session("totp", 400).satisfies(keys=["totp"], min_level=400, requirement=None)
-    assert not _session("totp", 400).satisfies(keys=["totp"], min_level=500, requirement=None)
+def test_answers_without_requirement_by_key_and_minimum_only():
+    assert _session("totp", 400).best_login(keys=["totp"], min_level=400, requirement=None) is not None
+    assert _session("totp", 400).best_login(keys=["totp"], min_level=500, requirement=None) is None
 
 
 # --- never lowered; every key of the session kept --------------------------------

@@ -157,21 +157,12 @@ def _physically_present(store: StateStore, key: str) -> bool:
     return store.redis.exists(full) == 1
 
 
-def test_get_with_ttl(store: StateStore, clock: FrozenClock) -> None:
-    assert store.get_with_ttl("absent") == (None, None)
-    store.put("k", {"a": 1}, ttl=30)
-    clock.advance(10.5)
-    assert store.get_with_ttl("k") == ({"a": 1}, 20)
-    clock.advance(19.5)
-    assert store.get_with_ttl("k") == (None, None)
-
-
 def test_replace_keeps_the_expiry(store: StateStore, clock: FrozenClock) -> None:
     store.put("journey", {"step": 1}, ttl=10)
     real_ttl = store.redis.pttl("sesame:journey") if isinstance(store, RedisStore) else None
     clock.advance(6)
     assert store.replace("journey", {"step": 2}) is True
-    assert store.get_with_ttl("journey") == ({"step": 2}, 4)
+    assert (store.get("journey"), store.ttl("journey")) == ({"step": 2}, 4)
     if real_ttl is not None:  # Redis's own cleanup TTL is neither dropped nor shortened
         assert isinstance(store, RedisStore)
         assert real_ttl - 5_000 < store.redis.pttl("sesame:journey") <= real_ttl
@@ -191,7 +182,7 @@ def test_replace_never_creates_an_entry(store: StateStore, clock: FrozenClock) -
     assert store.replace("late", "w", expected="v") is False
     assert store.get("late") is None and store.ttl("late") is None
     assert store.add("late", "new", ttl=5) is True  # still seen as expired, not revived
-    assert store.get_with_ttl("late") == ("new", 5)
+    assert (store.get("late"), store.ttl("late")) == ("new", 5)
 
 
 def test_replace_cannot_bring_back_a_popped_or_deleted_key(store: StateStore) -> None:
@@ -335,7 +326,7 @@ def test_threads_racing_replace_one_wins(store: StateStore, clock: FrozenClock) 
     clock.advance(1)
     won = _race(16, lambda i: store.replace("journey", {"winner": i}, expected=original))
     assert won.count(True) == 1
-    assert store.get_with_ttl("journey") == ({"winner": won.index(True)}, 59)
+    assert (store.get("journey"), store.ttl("journey")) == ({"winner": won.index(True)}, 59)
 
 
 def _process_worker(config: dict[str, Any], now: float, barrier: Any, out: Any, rounds: int) -> None:

@@ -49,9 +49,6 @@ class JourneyAttempts:
     def reserve(self, limit: int) -> bool:
         return self.store.incr(self.name, ttl=self.ttl) <= limit
 
-    def used(self) -> int:
-        return int(self.store.get(self.name) or 0)
-
 
 @dataclass
 class KeyContext:

@@ -91,11 +91,10 @@ class Engine:
 
     def sesame_login(self, *, done_url: str, min_level: int, http: HttpInput) -> Answer:
         """Log in to Sésame's own pages, or step up when a session exists: back to ``done_url``."""
-        sso_session = self.s.sessions.get(http.sid)
         keys = [k for k, a in self.s.adapters.items() if a.levels[1] >= min_level]
         if not keys:
             raise errors.NoAcceptableKey(f"no key reaches level {min_level}")
-        person = self.s.people.get(sso_session.person_id) if sso_session else None
+        person = self._session_person(http)
         journey = self.s.journeys.create(dict(
             browser=http.browser or "", purpose=Purpose.STEP_UP if person else Purpose.SESAME, keys=keys,
             requirement=Requirement(min_level=min_level, force_authn=True), done_url=done_url,
@@ -109,8 +108,7 @@ class Engine:
             raise errors.UnknownKey(f"no key {key[:40]!r}")
         if not adapter.needs_activation or not adapter.has_activation_steps:
             raise errors.KeyNotAllowed(f"{key} has no activation of its own")
-        sso_session = self.s.sessions.get(http.sid)
-        person = self.s.people.get(sso_session.person_id) if sso_session else None
+        person = self._session_person(http)
         journey = self.s.journeys.create(dict(
             browser=http.browser or "", purpose=Purpose.ACTIVATE, keys=[key], key=key,
             requirement=Requirement(), done_url=done_url, person_fedid=person.fedid if person else None,
@@ -120,16 +118,13 @@ class Engine:
     # --- the key choice -----------------------------------------------------------
     def offered_keys(self, journey: Journey) -> list[str]:
         """The journey's keys, less those that need a known person and are not set up for them."""
-        offered = []
-        for key in journey.keys:
-            adapter = self.s.adapters.get(key)
-            if adapter is None:
-                continue
-            if journey.person_fedid and adapter.requires_user and not adapter.configured_for(
-                    journey.person_fedid, self.ports_for(adapter)):
-                continue
-            offered.append(key)
-        return offered
+        adapters = self.s.adapters
+        return [key for key in journey.keys if key in adapters and self._offers(journey, adapters[key])]
+
+    def _offers(self, journey: Journey, adapter) -> bool:
+        if journey.person_fedid and adapter.requires_user:
+            return adapter.configured_for(journey.person_fedid, self.ports_for(adapter))
+        return True
 
     def activatable_keys(self, person_fedid: str | None) -> list[str]:
         """Keys this person could activate now (activation steps, not yet set up)."""
@@ -236,9 +231,8 @@ class Engine:
     def _complete(self, journey: Journey, key: str, adapter, result, http: HttpInput) -> Answer:
         """Validate, claim once, resolve the identity, start or raise the session, answer."""
         s = self.s
-        audit = dict(key=key, level=result.level, remote_addr=http.remote_addr,
-                     portal=journey.portal.entity_id if journey.portal else None,
-                     request_id=journey.portal.request.request_id if journey.portal else None)
+        audit = dict(key=key, level=result.level, remote_addr=http.remote_addr, portal=journey.entity_id,
+                     request_id=journey.request_id)
         refused = self._refuse(journey, key, adapter, result, audit)
         if refused is not None:
             return refused
@@ -298,6 +292,11 @@ class Engine:
                                 reason=exc.detail[:200])
             raise
 
+    def _session_person(self, http: HttpInput):
+        """The person of the browser's SSO session, or None."""
+        sso_session = self.s.sessions.get(http.sid)
+        return self.s.people.get(sso_session.person_id) if sso_session else None
+
     def _portal(self, journey: Journey):
         portal = self.s.registry.get(journey.portal.entity_id)
         if portal is None:
@@ -309,7 +308,7 @@ class Engine:
         if adapter is None:
             raise errors.UnknownKey(f"no key {key[:40]!r}")
         if key not in journey.keys or (journey.purpose is not Purpose.ACTIVATE
-                                       and key not in self.offered_keys(journey)):
+                                       and not self._offers(journey, adapter)):
             raise errors.KeyNotAllowed(f"{key} not acceptable for this journey")
         return adapter
 
@@ -321,8 +320,7 @@ class Engine:
             method=http.method, form=http.form, args=http.args, json=http.json, state=journey.state_for(key),
             ports=self.ports_for(adapter), remote_addr=http.remote_addr, journey_id=journey.id, key=key,
             purpose=journey.purpose, person_fedid=journey.person_fedid, lang=http.lang,
-            portal=journey.portal.entity_id if journey.portal else None,
-            request_id=journey.portal.request.request_id if journey.portal else None,
+            portal=journey.entity_id, request_id=journey.request_id,
             _step_url=lambda step: self.urls.step(key, step, journey.id),
             _return_url=lambda: self.urls.key_return(key),
             _new_state=lambda: self.s.returns.issue(journey_id=journey.id, key=key),

@@ -89,6 +89,16 @@ class Journey:
     def state_for(self, key: str) -> dict:
         return self.steps.setdefault(key, {})
 
+    @property
+    def entity_id(self) -> str | None:
+        """The portal's entity ID, None without a portal (audit rows)."""
+        return self.portal.entity_id if self.portal else None
+
+    @property
+    def request_id(self) -> str | None:
+        """The portal's AuthnRequest ID, None without a portal (audit rows)."""
+        return self.portal.request.request_id if self.portal else None
+
     def to_mapping(self) -> dict[str, Any]:
         return {"id": self.id, "browser": self.browser, "purpose": self.purpose.value,
                 "requirement": self.requirement.to_mapping(), "keys": list(self.keys),

@@ -45,10 +45,6 @@ class Decision:
     min_level: int
     login: Login | None
 
-    @property
-    def answer_now(self) -> bool:
-        return self.login is not None
-
 
 class SsoService:
     def __init__(self, services) -> None:

@@ -57,10 +57,6 @@ class SsoSession:
                    and (requirement is None or requirement.accepts(login.level, login.key))]
         return max(fitting, key=lambda login: (login.level, login.authn_instant), default=None)
 
-    def satisfies(self, *, keys: list[str], min_level: int, requirement) -> bool:
-        """Whether this session may answer a portal without a new login."""
-        return self.best_login(keys=keys, min_level=min_level, requirement=requirement) is not None
-
     def to_mapping(self) -> dict[str, Any]:
         return dict(self.__dict__)
 

@@ -33,6 +33,11 @@ def session_language() -> str | None:
     return session.get("lang")
 
 
+def key_messages() -> dict:
+    """Every key's own messages: the key choice shows the code a key's ``Failure`` left."""
+    return {code: text for a in services().adapters.values() for code, text in a.messages.items()}
+
+
 def http_input(*, create_browser: bool = False) -> HttpInput:
     body = request.get_json(silent=True) if request.is_json else None
     return HttpInput(method=request.method, form=request.form.to_dict(), args=request.args.to_dict(),
@@ -85,10 +90,7 @@ def render(answer: Answer):
         values = dict(answer.values)
         adapter = values.get("adapter")
         code = values.get("error_code")
-        if adapter is not None:
-            extra = adapter.messages
-        else:  # the key choice shows the code a key's Failure left
-            extra = {c: m for a in services().adapters.values() for c, m in a.messages.items()}
+        extra = adapter.messages if adapter is not None else key_messages()
         values["error"] = error_message(code, values.get("error_params"), extra=extra) if code else None
         g.page_policy = answer.policy
         return render_template(answer.template, **values), answer.status

@@ -9,7 +9,7 @@ from flask import Blueprint, abort, redirect, request, send_from_directory, url_
 
 from adapters.base import GROUP_ORDER
 from idp.messages import ERRORS, GROUPS, KEYS
-from idp.views.http import engine, http_input, render, services
+from idp.views.http import engine, http_input, key_messages, render, services
 
 bp = Blueprint("login", __name__, url_prefix="/login")
 public = Blueprint("keys_public", __name__, url_prefix="/keys")
@@ -20,7 +20,7 @@ public = Blueprint("keys_public", __name__, url_prefix="/keys")
 def choose():
     s = services()
     code = request.args.get("error")
-    known = code in ERRORS or any(code in a.messages for a in s.adapters.values())
+    known = code in ERRORS or code in key_messages()
     page = engine().choose(request.args.get("tx"), http_input(), code if known else None)
     offered = page.values["keys"]
     groups = []

@@ -102,10 +102,6 @@ class StateStore(abc.ABC):
         """Whole seconds left before ``key`` expires (rounded up, so >= 1), or ``None``."""
 
     @abc.abstractmethod
-    def get_with_ttl(self, key: str) -> tuple[JSONValue | None, int | None]:
-        """``(get(key), ttl(key))`` read together, or ``(None, None)`` when absent or expired."""
-
-    @abc.abstractmethod
     def purge_expired(self) -> int:
         """Physically remove expired entries; the number removed (0 when the backend expires by itself)."""
 

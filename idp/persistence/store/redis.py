@@ -124,13 +124,6 @@ class RedisStore(StateStore):
         raw_expiry = self.redis.hget(self._key(key), "e")
         return None if raw_expiry is None else self._seconds_left(float(raw_expiry), self.clock.now())
 
-    def get_with_ttl(self, key: str) -> tuple[JSONValue | None, int | None]:
-        raw_value, raw_expiry = self.redis.hmget(self._key(key), ["v", "e"])
-        now = self.clock.now()  # once, so that a live value never comes with a None ttl
-        if raw_value is None or raw_expiry is None or float(raw_expiry) <= now:
-            return None, None
-        return self._decode(raw_value), self._seconds_left(float(raw_expiry), now)
-
     def purge_expired(self) -> int:
         """Nothing to do: Redis removes entries itself (see the module docstring)."""
         return 0

@@ -126,13 +126,6 @@ class SqlStore(StateStore):
             expires_at = conn.execute(select(_t.expires_at).where(_t.key == self._key(key))).scalar_one_or_none()
         return None if expires_at is None else self._seconds_left(expires_at, self.clock.now())
 
-    def get_with_ttl(self, key: str) -> tuple[JSONValue | None, int | None]:
-        now = self.clock.now()
-        query = select(_t.value, _t.expires_at).where(_t.key == self._key(key), _t.expires_at > now)
-        with self.engine.connect() as conn:
-            row = conn.execute(query).first()
-        return (None, None) if row is None else (self._decode(row.value), self._seconds_left(row.expires_at, now))
-
     def purge_expired(self) -> int:
         """Delete this prefix's expired rows (other prefixes may run other clocks)."""
         stmt = delete(state_entry).where(
