@@ -466,7 +466,7 @@ def test_hash_is_renewed_at_login_when_the_cost_parameters_change(tmp_path):
     cheap = {"argon2_time_cost": 1, "argon2_memory_kib": 8192, "argon2_parallelism": 1}
     services = Services.build(idp_settings(tmp_path, hashing=cheap), clock=FrozenClock())
     services.people.create(surname="Dupont", given_name="Marie", username="marie", password=PASSWORD)
-    before = services.people.credential(key="password", username="marie").secret_hash
+    before = services.credentials.find(key="password", username="marie").secret_hash
     assert "m=8192,t=1,p=1" in before
     stronger = Services.build(idp_settings(tmp_path, hashing={**cheap, "argon2_time_cost": 2}), clock=FrozenClock())
     app = create_app(services=stronger)
@@ -474,7 +474,7 @@ def test_hash_is_renewed_at_login_when_the_cost_parameters_change(tmp_path):
     browser = app.test_client()
     page = follow(browser, send(browser, portal.request()))
     autopost_fields(login_with_password(browser, page, username="marie", password=PASSWORD))
-    after = stronger.people.credential(key="password", username="marie").secret_hash
+    after = stronger.credentials.find(key="password", username="marie").secret_hash
     assert "m=8192,t=2,p=1" in after and after != before
 
 

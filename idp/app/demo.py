@@ -67,7 +67,7 @@ def register_portal(services, spec: PortalSpec, directory: Path):
 
 def create_citizens(services) -> None:
     for username, given, surname, birth, serial, mail, lang in DEMO_CITIZENS:
-        if services.people.credential(key="password", username=username) is None:
+        if services.credentials.find(key="password", username=username) is None:
             services.people.create(surname=surname, given_name=given, nrn=make_nrn(birth, serial), mail=mail,
                                    birth_date=birth, pref_language=lang, username=username,
                                    password=DEMO_PASSWORD)

@@ -37,17 +37,6 @@ class People:
                 s.expunge(person)
             return person
 
-    def credential(self, *, key: str, username: str) -> Credential | None:
-        """The credential of ``key`` whose username is the normal form of ``username``."""
-        username = usernames.canonical(username)
-        if username is None:
-            return None
-        with self.database.session() as s:
-            cred = s.scalar(select(Credential).where(Credential.key == key, Credential.username == username))
-            if cred is not None:
-                s.expunge(cred)
-            return cred
-
     def create(self, *, surname: str, given_name: str, nrn: str | None = None, mail: str | None = None,
                birth_date: dt.date | None = None, pref_language: str = "fr",
                username: str | None = None, password: str | None = None) -> Person:
@@ -66,9 +55,10 @@ class People:
             raise ValueError("national register number fails its check digits")
         if username and password:
             username = usernames.for_storage(username)
-            if self.credential(key="password", username=username) is not None:
-                raise UsernameTaken(f"username {username!r} is taken")
         with self.database.session() as s:
+            if username and password and s.scalar(select(Credential.id).where(
+                    Credential.key == "password", Credential.username == username)) is not None:
+                raise UsernameTaken(f"username {username!r} is taken")
             person = Person(surname=surname, given_name=given_name, nrn=nrn, mail=mail,
                             birth_date=birth_date, pref_language=pref_language)
             s.add(person)
@@ -79,13 +69,6 @@ class People:
             s.flush()
             s.expunge_all()
             return person
-
-    def renew_secret_hash(self, credential_id: int, secret: str) -> None:
-        """Re-hash with the current cost parameters (after a successful check)."""
-        with self.database.session() as s:
-            cred = s.get(Credential, credential_id)
-            if cred is not None:
-                cred.secret_hash = self.hasher.hash(secret)
 
     def set_pref_language(self, person_id: int, lang: str) -> None:
         with self.database.session() as s:
