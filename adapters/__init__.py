@@ -7,6 +7,7 @@ plus its id in ``[keys] enabled``.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Mapping
 
 from adapters.base import (  # noqa: F401
@@ -14,6 +15,9 @@ from adapters.base import (  # noqa: F401
 )
 from adapters.password import PasswordAdapter
 from adapters.settings import SettingsError
+
+# Pages several keys share (the security-code keys' steps, adapters/security_code.py).
+SHARED_TEMPLATES = Path(__file__).with_name("templates")
 
 ADAPTERS: dict[str, type[Adapter]] = {
     PasswordAdapter.id: PasswordAdapter,

@@ -170,3 +170,12 @@ class UnknownPerson(SesameError):
 
     code = "unknown_person"
     http_status = 403
+
+
+# --- self-service ------------------------------------------------------------------
+class ActivationLevel(SesameError):
+    """Activating a key needs a session at ``[account] activation_level`` (the eID
+    or itsme): a weaker login, or none, may not add a key to a person."""
+
+    code = "activation_level"
+    http_status = 403

@@ -49,6 +49,24 @@ ERRORS = {
     "unknown_person": _l("Vous n'êtes pas encore enregistré(e) auprès de Sésame avec cette clé numérique."),
     "unexpected_return": _l("Le retour vers Sésame n'est pas valable ou a déjà été utilisé. Retournez au service en ligne et recommencez."),
     "unknown_step": _l("Cette page n'existe pas."),
+    # security codes (adapters/one_time_code.py, adapters/security_code.py)
+    "missing_code": _l("Veuillez introduire le code de sécurité."),
+    "bad_code": _l("Ce code de sécurité n'est pas correct. Il vous reste %(attempts_left)s essai(s)."),
+    "code_expired": _l("Ce code de sécurité a expiré ou a déjà été utilisé. Demandez un nouveau code."),
+    "too_many_code_attempts": _l("Trop de codes erronés. Recommencez l'identification pour recevoir un nouveau code."),
+    "resend_too_soon": _l("Un code vient d'être envoyé. Vous pourrez en demander un nouveau dans %(seconds)s secondes."),
+    "too_many_sends": _l("Trop de codes ont été envoyés. Réessayez dans %(minutes)s minutes."),
+    "delivery_failed": _l("Le code n'a pas pu être envoyé. Veuillez réessayer dans quelques instants."),
+    "key_not_active": _l("Vous n'avez pas encore activé cette clé numérique."),
+    "passwords_differ": _l("Les deux mots de passe ne sont pas identiques."),
+    "username_taken": _l("Ce nom d'utilisateur est déjà utilisé. Choisissez-en un autre."),
+    "username_empty": _l("Veuillez introduire un nom d'utilisateur."),
+    "username_too_long": _l("Ce nom d'utilisateur est trop long."),
+    "username_bad_characters": _l("Ce nom d'utilisateur contient des caractères non autorisés."),
+    "bad_email": _l("Cette adresse e-mail n'est pas valable."),
+    "bad_phone": _l("Ce numéro de téléphone mobile n'est pas valable. Exemple : +32 470 12 34 56."),
+    "activation_level": _l("Pour activer une clé numérique, identifiez-vous d'abord avec le lecteur de cartes eID ou via itsme."),
+    "step_order": _l("Cette étape n'est pas encore disponible. Veuillez recommencer depuis le début."),
 }
 
 GROUPS = {
@@ -67,6 +85,19 @@ KEYS = {
     "token": _l("IDENTIFICATION avec code de sécurité via token"),
     "password": _l("IDENTIFICATION avec vos nom d'utilisateur et mot de passe"),
     "eidas": _l("IDENTIFICATION avec une identification électronique reconnue au plan européen"),
+}
+
+
+# The keys' own names, as "Mes clés numériques" and the notices say them.
+KEY_NAMES = {
+    "eid": _l("lecteur de cartes eID"),
+    "itsme": _l("itsme"),
+    "email_code": _l("code de sécurité par e-mail"),
+    "totp": _l("code de sécurité via application mobile"),
+    "sms_code": _l("code de sécurité via SMS"),
+    "token": _l("code de sécurité via token"),
+    "password": _l("nom d'utilisateur et mot de passe"),
+    "eidas": _l("identification électronique européenne"),
 }
 
 

@@ -12,7 +12,7 @@ from idp.app.config import load_settings
 from idp.app.demo import create_citizens
 from idp.app.services import Services
 
-pytest_plugins = ["tests.services", "tests.browsers"]
+pytest_plugins = ["tests.services", "tests.browsers", "tests.messaging"]
 
 
 def idp_settings(tmp_path, *, base_url="http://idp.test", store="sql", database="", **sections):

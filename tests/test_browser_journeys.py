@@ -30,7 +30,10 @@ def demo(tmp_path_factory):
             "standin_redirect": {"provider_url": provider_url, "secret": SECRET},
             "standin_card": {"helper_url": provider_url, "secret": SECRET},
             "standin_activation": {"activation_code": ACTIVATION_CODE}}
-    with live_demo(tmp_path_factory.mktemp("live-journeys"), key_types=KEY_TYPES, keys=keys) as running:
+    # The engine's activation path after a password login; the level 500 an activation
+    # needs by default is tested in tests/test_account_keys.py.
+    with live_demo(tmp_path_factory.mktemp("live-journeys"), key_types=KEY_TYPES, keys=keys,
+                   account={"activation_level": 100}) as running:
         running.servers.append(serve_in_thread(create_provider(), HOST, provider_port))
         running.provider_url = provider_url
         yield running

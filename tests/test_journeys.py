@@ -67,7 +67,10 @@ class World:
 def world(tmp_path, clock) -> World:
     # Enough Argon2 slots that parallel posts are checked, not answered "busy" (tests/test_rate_limits.py).
     settings = idp_settings(tmp_path, keys={"enabled": ["password", *STANDINS], **KEY_SETTINGS},
-                            limits={"max_concurrent_hashes": 32, "hash_wait_seconds": 10.0})
+                            limits={"max_concurrent_hashes": 32, "hash_wait_seconds": 10.0},
+                            # The engine's activation path, after a password login (the level an
+                            # activation needs is tested in tests/test_account_keys.py).
+                            account={"activation_level": 100})
     services = Services.build(settings, clock=clock, key_types=KEY_TYPES)
     create_citizens(services)
     spec = replace(MON_ESPACE, policy=(("accepted_keys", ["password", *STANDINS]), ("min_level", 100),

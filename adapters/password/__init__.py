@@ -44,6 +44,7 @@ class PasswordAdapter(Adapter):
         max_failures: int = 5       # failures before the username is blocked
         lockout_seconds: int = 900  # the failure window, and how long a block lasts
         min_password_length: int = 12  # of a new password (idp/people/password_policy.py)
+        password_lifetime_days: int = 730  # then the login asks for a new one (0: never)
 
         def __post_init__(self) -> None:
             if self.max_failures < 1:

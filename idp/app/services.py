@@ -27,7 +27,12 @@ from idp.persistence.store import make_store
 from idp.journeys.engine import key_ports
 from idp.journeys.journey import Journeys
 from idp.journeys.return_state import ReturnStates
-from idp.people.credentials import Credentials
+from idp.people.credentials import Credentials, PasswordRules
+from idp.people.contacts import Contacts
+from idp.people.notices import Notices
+from idp.people.sealing import Sealer
+from idp.messaging.delivery import make_mailer, make_sms
+from adapters.one_time_code import CodeBook
 from idp.people.identity import Identities
 from idp.sessions.levels import LevelTable
 from keys.generate import ensure_key_pair
@@ -36,7 +41,7 @@ from metadata.registry import PortalRegistry
 
 
 INIT_COMMAND = "sesame init-secrets"
-SECRETS = ("secret_key", "pairwise_secret")  # [server] settings, else files of the data folder
+SECRETS = ("secret_key", "pairwise_secret", "seal_key")  # [server] settings, else files of the data folder
 
 
 def _data_folder(settings: Settings) -> Path:
@@ -187,10 +192,16 @@ class Services:
     returns: ReturnStates
     secret_key: bytes
     pairwise_secret: bytes
+    contacts: Contacts = None
+    mailer: Any = None
+    sms: Any = None
+    sealer: Sealer = None
+    notices: Notices = None
     sso: Any = None
     logout: Any = None
     ports: dict = field(default_factory=dict)  # what keys may declare (``adapters.base.Adapter.ports``)
     cache: dict = field(default_factory=dict)  # derived values of this instance only (our signed metadata)
+    codes: Any = None  # the one-time-code engines' factory (``adapters.one_time_code.CodeBook``)
 
     @classmethod
     def build(cls, settings: Settings, *, clock=None, migrate: bool = True,
@@ -216,16 +227,32 @@ class Services:
                                   levels=levels.scale)
         session_conf = settings["session"]
         hasher = hasher_from(settings["hashing"])
+        password_conf = settings["keys"].get("password", {})
+        rules = PasswordRules(min_length=int(password_conf.get("min_password_length", 12)),
+                              lifetime_days=int(password_conf.get("password_lifetime_days", 730)))
+        try:
+            mailer, sms = make_mailer(settings), make_sms(settings)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        for port, section, backend in (("mailer", "mail", "smtp"), ("sms", "sms", "http")):
+            needing = [k for k, a in adapters.items() if port in a.ports]
+            if needing and (mailer if port == "mailer" else sms) is None:
+                raise ConfigError(f"key(s) {', '.join(needing)} send messages: configure [{section}] backend = "
+                                  f"\"{backend}\" (\"outbox\" is for the demo only)")
         services = cls(
             settings=settings, clock=clock, database=database, store=store, registry=registry,
             signer=signer, adapters=adapters, levels=levels, audit=Audit(database),
-            people=People(database, hasher), credentials=Credentials(database, hasher, limits=limits_from(settings["limits"])),
+            people=People(database, hasher, rules), credentials=Credentials(database, hasher, limits=limits_from(settings["limits"]),
+                                                                    rules=rules, clock=clock),
             identities=Identities(database),
             sessions=SsoSessions(store, lifetime=int(session_conf["lifetime_seconds"]), clock=clock),
             journeys=Journeys(store, ttl=int(session_conf["transaction_ttl_seconds"])),
             returns=ReturnStates(store, secret=secret_key, ttl=int(session_conf["return_ttl_seconds"])),
             secret_key=secret_key, pairwise_secret=pairwise_secret,
+            contacts=Contacts(database), mailer=mailer, sms=sms, sealer=Sealer(_secret(settings, "seal_key")),
         )
+        services.notices = Notices(mailer, services.contacts)
+        services.codes = CodeBook(store, secret_key)
         services.sso = SsoService(services)
         services.logout = SingleLogout(services)
         services.ports = key_ports(services)

@@ -108,7 +108,15 @@ class Engine:
             raise errors.UnknownKey(f"no key {key[:40]!r}")
         if not adapter.needs_activation or not adapter.has_activation_steps:
             raise errors.KeyNotAllowed(f"{key} has no activation of its own")
-        person = self._session_person(http)
+        sso_session = self.s.sessions.get(http.sid)
+        person = self.s.people.get(sso_session.person_id) if sso_session else None
+        needed = int(self.s.settings["account"]["activation_level"])
+        if person is None or sso_session.level < needed:
+            # Activation proves the person anew: only a strong login (eID, itsme) may add a key.
+            self.s.audit.record("key.activation_refused", result="level_too_low", key=key,
+                                person_fedid=person.fedid if person else None,
+                                level=sso_session.level if sso_session else None, remote_addr=http.remote_addr)
+            raise errors.ActivationLevel(f"activating {key} needs a session at level {needed}")
         journey = self.s.journeys.create(dict(
             browser=http.browser or "", purpose=Purpose.ACTIVATE, keys=[key], key=key,
             requirement=Requirement(), done_url=done_url, person_fedid=person.fedid if person else None,
@@ -255,6 +263,8 @@ class Engine:
             s.people.set_pref_language(person.id, http.lang)
         s.audit.record("key.activated" if journey.purpose is Purpose.ACTIVATE else "login.success",
                        person_fedid=person.fedid, **audit)
+        if journey.purpose is Purpose.ACTIVATE:
+            s.notices.key_event(person.fedid, key, "activated")
         if portal is None:
             return Go(journey.done_url or "/", new_sid=sso_session.id)
         login = Login(key, result.level, result.authn_instant, result.authority)
@@ -330,4 +340,5 @@ class Engine:
 def key_ports(services) -> dict[str, Any]:
     """Every port a key may declare, by name (``Adapter.ports``)."""
     return {"store": services.store, "clock": services.clock, "audit": services.audit,
-            "credentials": services.credentials}
+            "credentials": services.credentials, "people": services.contacts, "mailer": services.mailer,
+            "sms": services.sms, "codes": services.codes, "sealer": services.sealer}

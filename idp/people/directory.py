@@ -26,9 +26,10 @@ class UsernameTaken(ValueError):
 
 
 class People:
-    def __init__(self, database, hasher: SecretHasher | None = None) -> None:
+    def __init__(self, database, hasher: SecretHasher | None = None, rules=None) -> None:
         self.database = database
         self.hasher = hasher or SecretHasher()
+        self.rules = rules  # idp.people.credentials.PasswordRules: how long a new password lasts
 
     def get(self, person_id: int) -> Person | None:
         with self.database.session() as s:
@@ -63,9 +64,12 @@ class People:
                             birth_date=birth_date, pref_language=pref_language)
             s.add(person)
             if username and password:
+                now = dt.datetime.now(dt.timezone.utc)
+                lifetime = self.rules.lifetime_days if self.rules is not None else 0
                 person.credentials.append(Credential(
                     key="password", username=username, secret_hash=self.hasher.hash(password), status="active",
-                    activated_at=dt.datetime.now(dt.timezone.utc)))
+                    activated_at=now, changed_at=now,
+                    expires_at=now + dt.timedelta(days=lifetime) if lifetime else None))
             s.flush()
             s.expunge_all()
             return person

@@ -44,6 +44,7 @@ class Person(Base):
     given_name: Mapped[str] = mapped_column(String(200))
     birth_date: Mapped[dt.date | None] = mapped_column(nullable=True)
     mail: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(16))   # E.164 mobile number (SMS codes)
     pref_language: Mapped[str] = mapped_column(String(2), default="fr")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
 
@@ -68,6 +69,10 @@ class Credential(Base):
     activated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     data: Mapped[dict] = mapped_column(JSON, default=dict)
+    # A number that only ever grows (TOTP: the last accepted time step), moved by one
+    # conditional UPDATE so that two requests can never both accept the same step.
+    counter: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    changed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     person: Mapped[Person] = relationship(back_populates="credentials")
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from jinja2 import ChoiceLoader, FileSystemLoader
 
+from adapters import SHARED_TEMPLATES
+
 
 def register_views(app, csrf) -> None:
     from idp.journeys.engine import Engine
@@ -15,10 +17,11 @@ def register_views(app, csrf) -> None:
     for adapter in services.adapters.values():  # a key asking for a policy it may not have fails at start
         content_security_policy(dict(adapter.page_policy()))
     app.extensions["sesame.journeys"] = Engine(services, FlaskUrls())
-    # Each key's templates live next to it (adapters/<key>/templates).
+    # Each key's templates live next to it (adapters/<key>/templates); the pages
+    # keys share (adapters/templates: the security-code keys' steps) after them.
     folders = [str(a.template_folder) for a in services.adapters.values() if a.template_folder]
-    if folders:
-        app.jinja_loader = ChoiceLoader([app.jinja_loader, *(FileSystemLoader(f) for f in folders)])
+    folders.append(str(SHARED_TEMPLATES))
+    app.jinja_loader = ChoiceLoader([app.jinja_loader, *(FileSystemLoader(f) for f in dict.fromkeys(folders))])
     app.register_blueprint(saml.bp)
     csrf.exempt(saml.bp)  # portals post SAML messages; their integrity is the signature's job
     app.register_blueprint(login.bp)

@@ -15,7 +15,7 @@ from werkzeug.routing import RoutingException
 
 from idp.journeys.answers import Answer, Go, JsonAnswer, Page, PostToPortal
 from idp.journeys.context import HttpInput
-from idp.messages import error_message
+from idp.messages import KEY_NAMES, KEYS, error_message
 from idp.saml.single_logout import Done
 from idp.saml.sso import PostForm
 from idp.app.web import browser_id
@@ -91,6 +91,9 @@ def render(answer: Answer):
         adapter = values.get("adapter")
         code = values.get("error_code")
         extra = adapter.messages if adapter is not None else key_messages()
+        if values.get("key"):  # the key's name, as the login page and "Mes clés numériques" say it
+            values.setdefault("key_label", KEYS.get(values["key"], values["key"]))
+            values.setdefault("key_name", KEY_NAMES.get(values["key"], values["key"]))
         values["error"] = error_message(code, values.get("error_params"), extra=extra) if code else None
         g.page_policy = answer.policy
         return render_template(answer.template, **values), answer.status

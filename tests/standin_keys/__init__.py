@@ -11,7 +11,9 @@ that the key contract (``adapters.base``) and the journey engine fit:
   script reaches (an extra ``connect-src`` on that page only), a JSON step;
 * ``standin_code``: a code after username + password (the shared password
   check, a per-journey attempt counter reserved before the check);
-* ``standin_activation``: a key activated from a Sésame page, no portal.
+* ``standin_activation``: a key activated from a Sésame page, no portal;
+* ``standin_strong``: level 500 in one form, for the strong login that
+  activating a key needs (tests/strong_login.py).
 
 What the outside parties sign is an itsdangerous token under a secret shared
 through the key's settings: the stand-ins test the shape, not a protocol.
@@ -259,5 +261,36 @@ class StandinActivation(Adapter):
                                   level=self.level, authn_instant=ctx.ports.clock.now()))
 
 
-STANDINS = {k.id: k for k in (StandinRedirect, StandinUpstream, StandinCard, StandinCode, StandinActivation)}
+class StandinStrong(Adapter):
+    """Level 500 in one form (the national number and the stand-in's secret): the
+    strong login that "Mes clés numériques" asks for before an activation, until
+    the eID and itsme keys land.  Test-only: it lives here, never in ``adapters``."""
+
+    messages = MESSAGES
+    id = "standin_strong"
+    group = Group.EID
+    level = 500
+    levels = (500, 500)
+    provisions_people = True
+    ports = frozenset({"clock"})
+    template_folder = HERE / "templates"
+
+    @dataclass(frozen=True)
+    class Settings(KeySettings):
+        secret: str = ""
+
+    def begin(self, ctx):
+        return Challenge("standin/strong.html", {"action": ctx.url_for_step("prove")})
+
+    def action(self, ctx, step):
+        if step != "prove" or ctx.method != "POST":
+            return Failure("unknown_step")
+        if not self.settings.secret or not hmac.compare_digest(ctx.form.get("secret", ""), self.settings.secret):
+            return Failure("card_failed")
+        return Success(AuthResult(subject=Subject(SubjectKind.NRN, ctx.form.get("nrn", "")), key=self.id,
+                                  level=self.level, authn_instant=ctx.ports.clock.now()))
+
+
+STANDINS = {k.id: k for k in (StandinRedirect, StandinUpstream, StandinCard, StandinCode, StandinActivation,
+                              StandinStrong)}
 KEY_TYPES = {**ADAPTERS, **STANDINS}

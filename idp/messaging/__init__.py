@@ -1,0 +1,12 @@
+"""Messages to citizens outside the browser: e-mail (``mail``), SMS (``sms``),
+and the demo's outbox (``outbox``) that stands in for both on localhost.
+
+Keys reach them through the ``mailer`` and ``sms`` ports; each backend raises
+:class:`DeliveryFailed` when the message could not be handed over, so a key
+can tell the citizen instead of waiting for a code that never comes.
+"""
+from __future__ import annotations
+
+
+class DeliveryFailed(RuntimeError):
+    """The mail server or SMS gateway did not take the message."""
