@@ -406,9 +406,10 @@ def test_activation_needs_a_known_person(world):
     home = browser.get("/").get_data(as_text=True)
     start = browser.post("/journeys/activate/standin_activation",
                          data={"csrf_token": form_fields(home)["csrf_token"], "next": "/"})
-    page = follow(browser, start)
-    assert page.status_code == 400 and error_code(page) == "login_required"
+    page = follow(browser, start)  # refused by the engine before the key is asked anything
+    assert page.status_code == 403 and error_code(page) == "activation_level"
     assert world.audit("key.activated") == []
+    assert [e.result for e in world.audit("key.activation_refused")] == ["level_too_low"]
 
 
 def test_a_key_without_activation_cannot_start_one(world):
