@@ -112,9 +112,11 @@ class OneTimeCodes:
         cooldown = self._key(challenge, ":cooldown")
         if not self.store.add(cooldown, 1, ttl=p.resend_cooldown_seconds):
             return Issued(None, RESEND_TOO_SOON, self.store.ttl(cooldown) or p.resend_cooldown_seconds)
-        limits = [(f"otc-send:{self.scope}:account:{digest(account)}", p.sends_per_account)]
-        if remote_addr:
-            limits.append((f"otc-send:{self.scope}:address:{address_digest(remote_addr)}", p.sends_per_address))
+        # The address first: a send refused for its address does not count against the
+        # account, so one address cannot use up another citizen's allowance.
+        limits = [(f"otc-send:{self.scope}:address:{address_digest(remote_addr)}", p.sends_per_address)] \
+            if remote_addr else []
+        limits.append((f"otc-send:{self.scope}:account:{digest(account)}", p.sends_per_account))
         for key, limit in limits:
             if self.store.incr(key, ttl=p.send_window_seconds) > limit:
                 return Issued(None, TOO_MANY_SENDS, self.store.ttl(key) or p.send_window_seconds)

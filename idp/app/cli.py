@@ -48,7 +48,8 @@ def demo_config() -> Path:
 def cmd_demo(args) -> int:
     from idp import create_app
     from idp.app.config import load_settings
-    from idp.app.demo import DEMO_CITIZENS, DEMO_PASSWORD, create_citizens, portal_specs, serve_in_thread, start_portals
+    from idp.app.demo import (DEMO_CITIZENS, DEMO_KEY_HOLDERS, DEMO_PASSWORD, create_citizens, create_demo_keys,
+                              portal_specs, serve_in_thread, start_portals)
 
     settings = load_settings(args.config or str(demo_config()))
     if not settings.demo:
@@ -63,6 +64,7 @@ def cmd_demo(args) -> int:
     services = Services.build(settings)
     app = create_app(services=services)
     create_citizens(services)
+    seeds = create_demo_keys(services)
     specs = portal_specs("localhost", (args.portal_ports[0], args.portal_ports[1]))
     start_portals(services, specs, settings.data_dir / "portals", host=args.host)
     port = int(settings.base_url.rsplit(":", 1)[1])
@@ -71,10 +73,17 @@ def cmd_demo(args) -> int:
     print(f"  Identity provider : {settings.base_url}/   (metadata: {settings.base_url}/saml/metadata)")
     for spec in specs:
         print(f"  {spec.title:<17} : {spec.base_url}/")
-    print("\n  Demo citizens (key: username + password), password for all: " + DEMO_PASSWORD)
+    print("\n  Demo citizens (username + password), password for all: " + DEMO_PASSWORD)
     for c in DEMO_CITIZENS:
-        print(f"    {c[0]:<14} {c[1]} {c[2]}")
+        ready = [k for k in DEMO_KEY_HOLDERS.get(c[0], ()) if k in services.adapters]
+        print(f"    {c[0]:<14} {c[1]} {c[2]:<9} keys: {', '.join(['password', *ready])}")
     print("\n  Log in at Mon Espace, then open FSE 21-27: no second login (single sign-on).")
+    if any(k in services.adapters for k in ("email_code", "sms_code")):
+        print(f"  Codes by e-mail and SMS land in the demo outbox: {settings.base_url}/demo/outbox")
+    for username, seed in seeds.items():
+        print(f"  Authenticator app of {username}: add the key {seed} to your app (or: "
+              f".venv/bin/python -c \"import pyotp; print(pyotp.TOTP('{seed}').now())\")")
+    print(f"  Activate keys (try it as jan.peeters): {settings.base_url}/account/keys")
     print("  Ctrl+C stops the demo.\n", flush=True)
     try:
         while True:

@@ -21,15 +21,18 @@ from metadata.policy import policy_from_mapping
 from sp_examples.portal import PortalSpec, create_portal_app, sp_config, sp_metadata
 
 
+# The keys the demo portals accept, those not enabled left out (register_portal).
+DEMO_KEYS = ("password", "totp", "email_code", "sms_code")
+
 DEMO_PORTALS = (
     PortalSpec(slug="monespace", title="Mon Espace", base_url="http://localhost:8081",
                binding=BINDING_HTTP_REDIRECT, sign_requests=True, want_assertions_signed=True,
-               policy=(("accepted_keys", ["password"]), ("min_level", 100),
+               policy=(("accepted_keys", list(DEMO_KEYS)), ("min_level", 100),
                        ("attributes", ["surname", "givenName", "birthDate", "mail", "egovNRN", "PrefLanguage"]),
                        ("nameid_format", "persistent"), ("display_name", "Mon Espace"))),
     PortalSpec(slug="fse", title="FSE 21-27", base_url="http://localhost:8082",
                binding=BINDING_HTTP_POST, sign_requests=False, want_assertions_signed=False,
-               policy=(("accepted_keys", ["password"]), ("min_level", 100),
+               policy=(("accepted_keys", list(DEMO_KEYS)), ("min_level", 100),
                        ("attributes", ["surname", "givenName"]), ("nameid_format", "transient"),
                        ("display_name", "FSE 21-27 (Agence FSE)"))),
 )
@@ -58,8 +61,10 @@ def register_portal(services, spec: PortalSpec, directory: Path):
     """Keys, pysaml2 config and registration of one example portal; returns its config."""
     key_file, cert_file = ensure_key_pair(directory=directory / spec.slug, common_name=spec.slug)
     config = sp_config(spec, key_file=key_file, cert_file=cert_file, idp_metadata=idp_metadata_xml(services))
-    policy = policy_from_mapping(dict(spec.policy), known_keys=list(services.adapters),
-                                 levels=services.levels.scale)
+    wanted = dict(spec.policy)
+    if "accepted_keys" in wanted:  # a demo key that is not enabled is simply not offered
+        wanted["accepted_keys"] = [k for k in wanted["accepted_keys"] if k in services.adapters]
+    policy = policy_from_mapping(wanted, known_keys=list(services.adapters), levels=services.levels.scale)
     services.registry.add(xml=sp_metadata(config), source=f"demo:{spec.slug}", policy=policy,
                           name=spec.title, replace=True)
     return config
@@ -71,6 +76,43 @@ def create_citizens(services) -> None:
             services.people.create(surname=surname, given_name=given, nrn=make_nrn(birth, serial), mail=mail,
                                    birth_date=birth, pref_language=lang, username=username,
                                    password=DEMO_PASSWORD)
+
+
+# Keys the demo citizens have ready (the demo's own, never created on a real instance):
+# Marie has every security-code key, Lea the e-mail code, Jan none (he can activate them).
+DEMO_PHONES = {"marie.dupont": "+32470000123"}
+DEMO_KEY_HOLDERS = {"marie.dupont": ("totp", "email_code", "sms_code"), "lea.schmitz": ("email_code",)}
+
+
+def create_demo_keys(services) -> dict[str, str]:
+    """Activate the demo citizens' keys (once); returns the TOTP seeds by username,
+    for the banner (an authenticator app, or ``pyotp``, makes the codes from them)."""
+    import pyotp
+
+    seeds = {}
+    for username, keys in DEMO_KEY_HOLDERS.items():
+        login = services.credentials.find(key="password", username=username)
+        if login is None:
+            continue
+        fedid = login.person_fedid
+        contact = services.contacts.get(fedid)
+        if username in DEMO_PHONES and not contact.phone:
+            services.contacts.set_phone(fedid, DEMO_PHONES[username])
+        for key in keys:
+            if key not in services.adapters:
+                continue
+            existing = services.credentials.of_person(key=key, person_fedid=fedid)
+            if key == "totp":
+                if existing is None:
+                    seed = pyotp.random_base32()
+                    services.credentials.activate(key=key, person_fedid=fedid, data={
+                        "seed": services.sealer.seal(seed, owner=f"{fedid}:totp")})
+                    existing = services.credentials.of_person(key=key, person_fedid=fedid)
+                seeds[username] = services.sealer.open(existing.data["seed"], owner=f"{fedid}:totp")
+            elif existing is None:
+                to = DEMO_PHONES.get(username) if key == "sms_code" else contact.mail
+                services.credentials.activate(key=key, person_fedid=fedid, data={"to": to})
+    return seeds
 
 
 def portal_specs(host: str, ports: tuple[int, int]) -> list[PortalSpec]:

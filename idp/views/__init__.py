@@ -28,3 +28,7 @@ def register_views(app, csrf) -> None:
     csrf.exempt(login.key_return)  # returns from outside: the signed single-use state is the proof
     app.register_blueprint(login.public)
     app.register_blueprint(pages.bp)
+    settings = services.settings
+    if settings.demo and "outbox" in (settings["mail"]["backend"], settings["sms"]["backend"]):
+        from idp.views import demo  # shows codes to whoever asks: the demo's outbox only
+        app.register_blueprint(demo.bp)
