@@ -382,7 +382,7 @@ def test_a_production_node_needs_init_secrets_once(sesame, tmp_path):
     made = sesame("init-secrets", config=config)
     assert made.code == 0, made.err
     created = {p.relative_to(data).as_posix() for p in data.rglob("*") if p.is_file()}
-    assert created == {"secret_key", "pairwise_secret", "keys/signing.key", "keys/signing.crt"}
+    assert created == {"secret_key", "pairwise_secret", "seal_key", "keys/signing.key", "keys/signing.crt"}
     assert {stat.S_IMODE((data / name).stat().st_mode) for name in created} == {0o600}
     assert stat.S_IMODE(data.stat().st_mode) == stat.S_IMODE((data / "keys").stat().st_mode) == 0o700
     contents = {name: (data / name).read_bytes() for name in created}
@@ -400,7 +400,7 @@ def test_init_secrets_leaves_configured_secrets_alone(sesame, tmp_path, keys):
     made = sesame("init-secrets", config=config)
     assert made.code == 0, made.err
     data = tmp_path / "node" / "data"
-    assert sorted(p.name for p in data.iterdir()) == ["pairwise_secret"]
+    assert sorted(p.name for p in data.iterdir()) == ["pairwise_secret", "seal_key"]
 
 
 def test_demo_refuses_a_configuration_outside_demo_mode(sesame, tmp_path):
