@@ -62,11 +62,15 @@ class PasswordCheck:
     """
 
     def __init__(self, *, credentials, store, scope: str, max_failures: int, block_seconds: int,
-                 credential_key: str = "password") -> None:
+                 credential_key: str = "password", second_factor: bool = False) -> None:
         if max_failures < 1 or block_seconds < 1:
             raise ValueError("max_failures and block_seconds must be at least 1")
         self.credentials = credentials
         self.credential_key = credential_key
+        # A code follows the password: its failures are counted after a right password,
+        # so a right password must not start the count again (the code's success does),
+        # or whoever knows the password would get new code guesses with each login.
+        self.second_factor = second_factor
         self.lockout = Lockout(store, scope, max_failures, block_seconds)
         self.rate_limits = RateLimits(store, credentials.limits)
 
@@ -101,6 +105,7 @@ class PasswordCheck:
                 return PasswordCheckResult(False, ACCOUNT_BLOCKED, minutes=minutes(self.lockout.block_seconds),
                                            blocked_now=True, **seen)
             return PasswordCheckResult(False, BAD_CREDENTIALS, **seen)
-        self.lockout.record_success(attempt)
+        if not self.second_factor:
+            self.lockout.record_success(attempt)
         self.credentials.renew_if_needed(record, password)
         return PasswordCheckResult(True, credential=record, **seen)

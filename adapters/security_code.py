@@ -7,7 +7,9 @@ password check (``adapters.password_check``, the *password* key's credential:
 passe"); (2) when that password has expired, a new one; (3) the key's code.
 Wrong codes count towards the same lockout as wrong passwords (scope
 ``password``, by username), reserved before the code is checked, so parallel
-posts cannot try more codes than the lockout allows.
+posts cannot try more codes than the lockout allows; a right password does not
+start that count again (only a right code does), so knowing the password
+never buys more code guesses.
 
 A key subclasses :class:`SecurityCodeKey` and writes two hooks: ``send_code``
 (send a code, or nothing for an app that makes its own) and ``check_code``.
@@ -129,7 +131,7 @@ class SecurityCodeKey(Adapter):
         ports = ctx.ports
         check = PasswordCheck(credentials=ports.credentials, store=ports.store, scope=LOCKOUT_SCOPE,
                               max_failures=self.settings.max_failures, block_seconds=self.settings.lockout_seconds,
-                              credential_key=PASSWORD_KEY)
+                              credential_key=PASSWORD_KEY, second_factor=True)
         result = check.check(username, password, remote_addr=ctx.remote_addr)
         if not result.ok:
             if result.error in (RATE_LIMITED, BUSY):

@@ -460,3 +460,21 @@ def test_password_key_refuses_bad_settings(settings):
     with pytest.raises(SettingsError):
         PasswordAdapter(settings)
 
+
+
+def test_a_right_password_before_a_code_does_not_start_the_count_again(tmp_path, clock):
+    """Whoever knows the password must not get new code guesses by logging in again:
+    with ``second_factor`` a right password is one more attempt, and only the
+    code's success (``Lockout.record_success``) starts the count again."""
+    from adapters.password_check import PasswordCheck
+    from idp.app.demo import DEMO_PASSWORD, create_citizens
+    from idp.app.services import Services
+    from tests.conftest import idp_settings
+
+    services = Services.build(idp_settings(tmp_path), clock=clock)
+    create_citizens(services)
+    check = PasswordCheck(credentials=services.credentials, store=services.store, scope="password",
+                          max_failures=3, block_seconds=900, second_factor=True)
+    results = [check.check("marie.dupont", DEMO_PASSWORD).ok for _ in range(4)]
+    assert results == [True, True, True, False]  # the fourth login is refused: blocked
+    assert check.check("marie.dupont", DEMO_PASSWORD).error == "account_blocked"
