@@ -28,20 +28,19 @@ from adapters.base import Adapter, AuthResult, Challenge, Failure, Group, Outcom
     Success
 from adapters.lockout import Lockout, minutes
 from adapters.password_check import ACCOUNT_BLOCKED, BAD_CREDENTIALS, PasswordCheck
+from adapters.password_renewal import renew_expired_password
 from adapters.rate_limit import BUSY, RATE_LIMITED
 from adapters.settings import KeySettings, SettingsError
 
 PASSWORD_TEMPLATE = "security_code/password.html"
 CODE_TEMPLATE = "security_code/code.html"
 NOT_ACTIVE_TEMPLATE = "security_code/not_active.html"
-RENEW_TEMPLATE = "security_code/renew.html"
 PASSWORD_KEY = "password"
 LOCKOUT_SCOPE = "password"   # one count per username, whichever key asks for its password
 MAX_PASSWORD = 1024
 SHOWN_USERNAME = 200
 STATUS = {BAD_CREDENTIALS: 401, ACCOUNT_BLOCKED: 403, RATE_LIMITED: 429, BUSY: 503}
 KEY_NOT_ACTIVE = "key_not_active"
-PASSWORDS_DIFFER = "passwords_differ"
 
 
 @dataclass(frozen=True)
@@ -163,25 +162,12 @@ class SecurityCodeKey(Adapter):
         return Redirect(ctx.url_for_step("code"))
 
     def _renew(self, ctx) -> Outcome:
-        """The password has expired: a new one first (it must pass the policy)."""
-        if not ctx.state.get("renew"):
-            return Failure("unknown_step")
-        if ctx.method != "POST":
-            return Challenge(RENEW_TEMPLATE)
-        credentials = ctx.ports.credentials
-        new, again = (ctx.form.get("password") or "")[:MAX_PASSWORD], ctx.form.get("confirm") or ""
-        if new != again:
-            return Challenge(RENEW_TEMPLATE, error=PASSWORDS_DIFFER, status=400)
-        problems = credentials.password_problems(new, username=ctx.state["username"])
-        if problems:
-            return Challenge(RENEW_TEMPLATE, error=problems[0], status=400,
-                             params={"min_length": credentials.rules.min_length, "max_length": MAX_PASSWORD})
-        login = credentials.of_person(key=PASSWORD_KEY, person_fedid=ctx.state["fedid"])
-        if login is None or not credentials.set_password(login, new):
-            return Failure("journey_conflict")
-        self._audit(ctx, "password.renewed", "ok", person_fedid=ctx.state["fedid"])
-        ctx.state.pop("renew")
-        record = credentials.of_person(key=self.id, person_fedid=ctx.state["fedid"])
+        """The password has expired: a new one first (``adapters.password_renewal``)."""
+        outcome = renew_expired_password(ctx, on_renewed=lambda: self._audit(
+            ctx, "password.renewed", "ok", person_fedid=ctx.state["fedid"]))
+        if outcome is not None:
+            return outcome
+        record = ctx.ports.credentials.of_person(key=self.id, person_fedid=ctx.state["fedid"])
         if record is None or not record.active:
             return Failure(KEY_NOT_ACTIVE)
         return self._start_code(ctx, record)

@@ -8,6 +8,10 @@ Argon2 verifications a process runs at once ``busy`` (503).  Argon2 hashes;
 an unknown username costs the same hash verification as a known one.  The
 check itself is ``adapters.password_check.PasswordCheck``.
 
+A right password that has expired (``[keys.password] password_lifetime_days``)
+is not enough: the login asks for a new one first (:func:`renew_expired_password`,
+shared with the security-code keys, which ask for the same password).
+
 Failures are audited with the start of the username's digest
 (``username_hash``), never the username or the password; refusals by the
 rate limits or for lack of a slot only as log lines (``Audit.log``), so that a
@@ -18,9 +22,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from adapters.base import Adapter, AuthResult, Challenge, Group, Outcome, Subject, SubjectKind, Success
+from adapters.base import Adapter, AuthResult, Challenge, Group, Outcome, Redirect, Subject, SubjectKind, \
+    Success
 from adapters.lockout import minutes
 from adapters.password_check import ACCOUNT_BLOCKED, BAD_CREDENTIALS, PasswordCheck
+from adapters.password_renewal import renew_expired_password
 from adapters.rate_limit import BUSY, RATE_LIMITED
 from adapters.settings import KeySettings, SettingsError
 
@@ -76,6 +82,8 @@ class PasswordAdapter(Adapter):
         return Challenge(TEMPLATE)
 
     def action(self, ctx, step: str) -> Outcome:
+        if step == "renew":
+            return self._renew(ctx)
         if step != "submit" or ctx.method != "POST":
             return Challenge(TEMPLATE)
         # The username as typed: the check puts it in its normal form and bounds it.
@@ -102,6 +110,22 @@ class PasswordAdapter(Adapter):
                                  status=STATUS[result.error], params={"minutes": result.minutes})
             return Challenge(TEMPLATE, {"username": shown}, error=result.error, status=STATUS[result.error])
         credential = result.credential
-        subject = Subject(SubjectKind.USERNAME, credential.username, issuer=self.id)
+        if credential.expired(ports.clock.now()):  # right but expired: a new one before the login ends
+            ctx.state.update(username=credential.username, fedid=credential.person_fedid, renew=True)
+            return Redirect(ctx.url_for_step("renew"))
+        return self._success(ctx, credential.username)
+
+    def _renew(self, ctx) -> Outcome:
+        outcome = renew_expired_password(ctx, on_renewed=lambda: ctx.ports.audit.record(
+            "password.renewed", key=self.id, person_fedid=ctx.state["fedid"], remote_addr=ctx.remote_addr,
+            portal=ctx.portal, request_id=ctx.request_id))
+        if outcome is not None:
+            return outcome
+        username = ctx.state["username"]
+        ctx.state.clear()
+        return self._success(ctx, username)
+
+    def _success(self, ctx, username: str) -> Outcome:
+        subject = Subject(SubjectKind.USERNAME, username, issuer=self.id)
         return Success(AuthResult(subject=subject, key=self.id, level=self.level,
-                                  authn_instant=ports.clock.now()))
+                                  authn_instant=ctx.ports.clock.now()))
