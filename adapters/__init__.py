@@ -13,14 +13,20 @@ from typing import Mapping
 from adapters.base import (  # noqa: F401
     Adapter, AuthResult, Challenge, Failure, Group, Json, Purpose, Redirect, Subject, SubjectKind, Success,
 )
+from adapters.email_code import EmailCodeAdapter
 from adapters.password import PasswordAdapter
 from adapters.settings import SettingsError
+from adapters.sms_code import SmsCodeAdapter
+from adapters.totp import TotpAdapter
 
 # Pages several keys share (the security-code keys' steps, adapters/security_code.py).
 SHARED_TEMPLATES = Path(__file__).with_name("templates")
 
 ADAPTERS: dict[str, type[Adapter]] = {
     PasswordAdapter.id: PasswordAdapter,
+    EmailCodeAdapter.id: EmailCodeAdapter,
+    SmsCodeAdapter.id: SmsCodeAdapter,
+    TotpAdapter.id: TotpAdapter,
 }
 
 

@@ -215,6 +215,15 @@ class Services:
         except SettingsError as exc:
             raise ConfigError(str(exc)) from None
         levels = level_table(settings, adapters)
+        try:
+            mailer, sms = make_mailer(settings), make_sms(settings)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        for port, section, backend in (("mailer", "mail", "smtp"), ("sms", "sms", "http")):
+            needing = [k for k, a in adapters.items() if port in a.ports]
+            if needing and (mailer if port == "mailer" else sms) is None:
+                raise ConfigError(f"key(s) {', '.join(needing)} send messages: configure [{section}] backend = "
+                                  f"\"{backend}\" (\"outbox\" is for the demo only)")
         # Secrets and key first: a node that lacks them stops before it touches the database.
         secret_key, pairwise_secret = _secret(settings, "secret_key"), _secret(settings, "pairwise_secret")
         signer = make_signer(settings)
@@ -230,15 +239,6 @@ class Services:
         password_conf = settings["keys"].get("password", {})
         rules = PasswordRules(min_length=int(password_conf.get("min_password_length", 12)),
                               lifetime_days=int(password_conf.get("password_lifetime_days", 730)))
-        try:
-            mailer, sms = make_mailer(settings), make_sms(settings)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-        for port, section, backend in (("mailer", "mail", "smtp"), ("sms", "sms", "http")):
-            needing = [k for k, a in adapters.items() if port in a.ports]
-            if needing and (mailer if port == "mailer" else sms) is None:
-                raise ConfigError(f"key(s) {', '.join(needing)} send messages: configure [{section}] backend = "
-                                  f"\"{backend}\" (\"outbox\" is for the demo only)")
         services = cls(
             settings=settings, clock=clock, database=database, store=store, registry=registry,
             signer=signer, adapters=adapters, levels=levels, audit=Audit(database),
