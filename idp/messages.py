@@ -67,6 +67,16 @@ ERRORS = {
     "bad_phone": _l("Ce numéro de téléphone mobile n'est pas valable. Exemple : +32 470 12 34 56."),
     "activation_level": _l("Pour activer une clé numérique, identifiez-vous d'abord avec le lecteur de cartes eID ou via itsme."),
     "step_order": _l("Cette étape n'est pas encore disponible. Veuillez recommencer depuis le début."),
+    # account
+    "login_required": _l("Identifiez-vous pour accéder à cette page."),
+    "manage_level": _l("Pour modifier vos clés numériques, identifiez-vous avec une clé numérique plus sûre."),
+    "wrong_current_password": _l("Votre mot de passe actuel n'est pas correct."),
+    "missing_fields": _l("Veuillez remplir tous les champs."),
+    "account_conflict": _l("Vos clés numériques ont été modifiées entre-temps. Veuillez recommencer."),
+    "no_such_key": _l("Vous n'avez pas de clé numérique active de ce type."),
+    "bad_language": _l("Cette langue n'est pas disponible."),
+    "missing_identifier": _l("Veuillez introduire votre nom d'utilisateur ou votre adresse e-mail."),
+    "recovery_expired": _l("Cette demande a expiré ou a déjà été utilisée. Veuillez recommencer."),
 }
 
 GROUPS = {
