@@ -76,7 +76,7 @@ def cmd_demo(args) -> int:
     print("\n  Demo citizens (username + password), password for all: " + DEMO_PASSWORD)
     for c in DEMO_CITIZENS:
         ready = [k for k in DEMO_KEY_HOLDERS.get(c[0], ()) if k in services.adapters]
-        print(f"    {c[0]:<14} {c[1]} {c[2]:<9} keys: {', '.join(['password', *ready])}")
+        print(f"    {c[0]:<14} {c[1] + ' ' + c[2]:<16} keys: {', '.join(['password', *ready])}")
     print("\n  Log in at Mon Espace, then open FSE 21-27: no second login (single sign-on).")
     if any(k in services.adapters for k in ("email_code", "sms_code")):
         print(f"  Codes by e-mail and SMS land in the demo outbox: {settings.base_url}/demo/outbox")
