@@ -16,6 +16,7 @@ from idp.app.demo import make_nrn
 from idp.persistence.models import Person
 from tests.live import live_demo
 from tests.standin_keys import KEY_TYPES
+from tests.test_browser_journeys import csp_violations
 from tests.strong_login import STRONG, STRONG_SECRET, strong_keys
 
 pytestmark = pytest.mark.browser
@@ -27,12 +28,6 @@ def demo(tmp_path_factory):
     with live_demo(tmp_path_factory.mktemp("live-totp"), key_types=KEY_TYPES,
                    keys=strong_keys("password", "totp")) as running:
         yield running
-
-
-def csp_violations(page) -> list[str]:
-    found: list[str] = []
-    page.on("console", lambda msg: found.append(msg.text) if "Content Security Policy" in msg.text else None)
-    return found
 
 
 def login_strong(demo, page) -> None:
