@@ -562,3 +562,28 @@ def test_an_unreachable_level_for_a_sesame_login_is_a_clear_page(world):
     answer = browser.post("/journeys/login", data={"csrf_token": form_fields(home)["csrf_token"], "next": "/",
                                                    "level": "900"})
     assert answer.status_code == 400 and error_code(answer) == "no_acceptable_key"
+
+
+def test_an_activation_granted_by_an_activation_code_starts_no_session(world):
+    """The registration office's path: a person proved by an activation code (not by a
+    session) activates a key; the journey ends without a session, as the guide logs
+    the citizen out, and the activation is audited as granted."""
+    from idp.journeys.context import HttpInput
+
+    fedid = world.services.credentials.find(key="password", username="marie.dupont").person_fedid
+    browser = world.app.test_client()
+    with browser.session_transaction() as cookie:  # the browser id the office's page would have set
+        cookie["b"] = bid = "office-browser"
+    with world.app.test_request_context():
+        start = world.app.extensions["sesame.journeys"].activation(
+            key="standin_activation", done_url="/", granted_fedid=fedid,
+            http=HttpInput(method="POST", form={}, args={}, remote_addr="192.0.2.1", browser=bid, sid=None,
+                           lang="fr"))
+    page = browser.get(start.url).get_data(as_text=True)
+    done = browser.post(form_action(page), data={"csrf_token": form_fields(page)["csrf_token"],
+                                                 "code": ACTIVATION_CODE})
+    assert done.status_code == 303 and done.headers["Location"] == "/"
+    assert 'id="identified"' not in browser.get("/").get_data(as_text=True)  # no session
+    assert world.services.credentials.has_active(key="standin_activation", person_fedid=fedid)
+    activated = world.audit("key.activated")[-1]
+    assert activated.person_fedid == fedid and activated.detail.get("granted") is True

@@ -101,13 +101,24 @@ class Engine:
             person_fedid=person.fedid if person else None, lang=http.lang))
         return Go(self.urls.choose(journey.id))
 
-    def activation(self, *, key: str, done_url: str, http: HttpInput) -> Answer:
-        """Activate one key, then back to ``done_url`` (a page of Sésame's)."""
+    def activation(self, *, key: str, done_url: str, http: HttpInput, granted_fedid: str | None = None) -> Answer:
+        """Activate one key, then back to ``done_url`` (a page of Sésame's).
+
+        The person is the SSO session's, at ``[account] activation_level``; or
+        ``granted_fedid``, a person whose activation code the caller has just
+        checked (a registration office's): that journey starts no session.
+        """
         adapter = self.s.adapters.get(key)
         if adapter is None:
             raise errors.UnknownKey(f"no key {key[:40]!r}")
         if not adapter.needs_activation or not adapter.has_activation_steps:
             raise errors.KeyNotAllowed(f"{key} has no activation of its own")
+        if granted_fedid is not None:
+            journey = self.s.journeys.create(dict(
+                browser=http.browser or "", purpose=Purpose.ACTIVATE, keys=[key], key=key,
+                requirement=Requirement(), done_url=done_url, person_fedid=granted_fedid, lang=http.lang,
+                granted=True))
+            return Go(self.urls.begin(key, journey.id))
         sso_session = self.s.sessions.get(http.sid)
         person = self.s.people.get(sso_session.person_id) if sso_session else None
         needed = int(self.s.settings["account"]["activation_level"])
@@ -256,6 +267,10 @@ class Engine:
         if journey.person_fedid and person.fedid != journey.person_fedid:
             s.audit.record("login.refused", result="another_person", person_fedid=journey.person_fedid, **audit)
             raise errors.ResultRefused("the key proved another person than the journey's")
+        if journey.granted:  # activated by an activation code: no session (the guide logs the citizen out)
+            s.audit.record("key.activated", person_fedid=person.fedid, granted=True, **audit)
+            s.notices.key_event(person.fedid, key, "activated")
+            return Go(journey.done_url or "/")
         sso_session = s.sessions.start(previous=http.sid, person_id=person.id, fedid=person.fedid, key=key,
                                        level=result.level, authn_instant=result.authn_instant,
                                        authority=result.authority, attributes=dict(result.attributes))

@@ -84,6 +84,9 @@ class Journey:
     steps: dict[str, dict] = field(default_factory=dict)   # one namespace per key
     notice: dict | None = None           # the last key failure (code, params), for the key choice
     parked: bool = False                 # a cross-site request waiting for its top-level GET
+    # An activation granted by an activation code (a registration office's), not by a
+    # session: it ends without starting one (the citizen then logs in with the new key).
+    granted: bool = False
     raw: dict | None = field(default=None, repr=False, compare=False)  # the value read, for compare-and-set
 
     def state_for(self, key: str) -> dict:
@@ -104,7 +107,8 @@ class Journey:
                 "requirement": self.requirement.to_mapping(), "keys": list(self.keys),
                 "portal": self.portal.to_mapping() if self.portal else None, "done_url": self.done_url,
                 "person_fedid": self.person_fedid, "key": self.key, "lang": self.lang,
-                "steps": copy.deepcopy(self.steps), "notice": copy.deepcopy(self.notice), "parked": self.parked}
+                "steps": copy.deepcopy(self.steps), "notice": copy.deepcopy(self.notice), "parked": self.parked,
+                "granted": self.granted}
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> "Journey":
@@ -113,7 +117,8 @@ class Journey:
                    portal=PortalRequest.from_mapping(data["portal"]) if data.get("portal") else None,
                    done_url=data.get("done_url"), person_fedid=data.get("person_fedid"), key=data.get("key"),
                    lang=data.get("lang"), steps=copy.deepcopy(dict(data.get("steps") or {})),
-                   notice=copy.deepcopy(data.get("notice")), parked=bool(data.get("parked")), raw=data)
+                   notice=copy.deepcopy(data.get("notice")), parked=bool(data.get("parked")),
+                   granted=bool(data.get("granted")), raw=data)
 
 
 class Journeys:
