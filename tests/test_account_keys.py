@@ -347,3 +347,14 @@ def test_the_renew_step_needs_a_right_expired_password_first(world):
                                                                   "password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
     assert answer.status_code in (303, 400) and world.audit("password.renewed") == []
     assert password_login(world.app.test_client()).status_code == 303  # the password is unchanged
+
+
+def test_dates_are_shown_in_belgian_time():
+    """Stored moments are UTC; "ACTIVE depuis le ..." is read in Brussels."""
+    import datetime as dt
+
+    from idp.views.account import day
+
+    assert day(dt.datetime(2026, 11, 26, 23, 30, tzinfo=dt.timezone.utc)) == "27/11/2026"
+    assert day(dt.datetime(2026, 7, 1, 21, 59, tzinfo=dt.timezone.utc)) == "01/07/2026"  # summer time, +2
+    assert day(None) is None

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import logging
 import secrets
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from flask_babel import force_locale, gettext as _
@@ -36,6 +37,7 @@ from idp.persistence.models import Person
 from idp.views.http import safe_next, services
 
 log = logging.getLogger("sesame.account")
+BRUSSELS = ZoneInfo("Europe/Brussels")
 bp = Blueprint("account", __name__, url_prefix="/account")
 
 MAX_INPUT = 1024              # characters of a typed password read (idp/people/password_policy.py refuses longer)
@@ -124,7 +126,8 @@ def refused(template: str, event: str, code: str, status: int = 400, params: dic
 
 
 def day(moment) -> str | None:
-    return f"{moment:%d/%m/%Y}" if moment else None
+    """The date a citizen reads: in Belgium's time zone (stored moments are UTC)."""
+    return f"{moment.astimezone(BRUSSELS):%d/%m/%Y}" if moment else None
 
 
 def password_check() -> PasswordCheck:
