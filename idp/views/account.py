@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import logging
 import secrets
+import threading
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
@@ -345,7 +346,9 @@ def recovery_channel(fedid: str) -> tuple[str, str] | None:
     return None
 
 
-def send_recovery_code(fedid: str, port: str, to: str, code: str) -> bool:
+def send_recovery_code(fedid: str, port: str, to: str, code: str) -> None:
+    """Send the code from a thread of its own: the page answers in the same time
+    whether or not an account matched (a mail server's delay would tell)."""
     s = services()
     contact = s.contacts.get(fedid)
     minutes = RECOVERY_POLICY.ttl_seconds // 60
@@ -353,15 +356,18 @@ def send_recovery_code(fedid: str, port: str, to: str, code: str) -> bool:
         text = _("Votre code de récupération Sésame : %(code)s. Il est valable %(minutes)s minutes. "
                  "Si vous n'avez rien demandé, ignorez ce message.", code=code, minutes=minutes)
         subject = _("Votre code de récupération Sésame")
-    try:
-        if port == "mailer":
-            s.mailer.send(to=to, subject=subject, text=text)
-        else:
-            s.sms.send(to=to, text=text)
-    except DeliveryFailed as exc:
-        log.warning("recovery code not sent: %s", exc)
-        return False
-    return True
+    if port == "mailer":
+        send = functools.partial(s.mailer.send, to=to, subject=subject, text=text)
+    else:
+        send = functools.partial(s.sms.send, to=to, text=text)
+
+    def deliver() -> None:
+        try:
+            send()
+        except DeliveryFailed as exc:  # the citizen asks again; nothing else to undo
+            log.warning("recovery code not sent: %s", exc)
+
+    threading.Thread(target=deliver, name="recovery-code", daemon=True).start()
 
 
 @bp.route("/forgot", methods=["GET", "POST"])
@@ -381,11 +387,12 @@ def forgot():
         params = {"minutes": max(1, issued.retry_after // 60), "seconds": issued.retry_after}
         return refused("account/forgot.html", "account.recovery_refused", issued.error, 429, params=params,
                        identifier=typed)
-    sent = bool(channel) and send_recovery_code(fedid, *channel, issued.code)
+    if channel:
+        send_recovery_code(fedid, *channel, issued.code)
     services().store.put(f"{RECOVERY}:{rid}", {"fedid": fedid if channel else None, "verified": False},
                          ttl=RECOVERY_POLICY.ttl_seconds)
     session[RECOVERY] = rid
-    audit("account.recovery_requested", "sent" if sent else ("not_sent" if channel else "no_match"),
+    audit("account.recovery_requested", "sent" if channel else "no_match",
           person_fedid=fedid if channel else None, channel=channel[0] if channel else None)
     return redirect(url_for("account.forgot_code"), code=303)
 
