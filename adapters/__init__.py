@@ -14,9 +14,11 @@ from adapters.base import (  # noqa: F401
     Adapter, AuthResult, Challenge, Failure, Group, Json, Purpose, Redirect, Subject, SubjectKind, Success,
 )
 from adapters.email_code import EmailCodeAdapter
+from adapters.itsme import ItsmeAdapter
 from adapters.password import PasswordAdapter
 from adapters.settings import SettingsError
 from adapters.sms_code import SmsCodeAdapter
+from adapters.token import TokenAdapter
 from adapters.totp import TotpAdapter
 
 # Pages several keys share (the security-code keys' steps, adapters/security_code.py).
@@ -27,6 +29,8 @@ ADAPTERS: dict[str, type[Adapter]] = {
     EmailCodeAdapter.id: EmailCodeAdapter,
     SmsCodeAdapter.id: SmsCodeAdapter,
     TotpAdapter.id: TotpAdapter,
+    ItsmeAdapter.id: ItsmeAdapter,
+    TokenAdapter.id: TokenAdapter,
 }
 
 

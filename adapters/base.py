@@ -242,6 +242,14 @@ class Adapter(ABC):
         """Names of the self-service actions this key offers ("Mes clés numériques")."""
         return ()
 
+    # An active key whose activation may run again to replace it (a new token card).
+    renewable: ClassVar[bool] = False
+
+    def status_note(self, record) -> str | None:
+        """A short text beside the key's status in "Mes clés numériques" (codes left
+        on a card), given the person's credential of this key; None: nothing to say."""
+        return None
+
     # --- what the engine asks ---------------------------------------------------
     def configured_for(self, person_fedid: str, ports: Any) -> bool:
         """Whether this person has this key ready to use (Keycloak ``configuredFor``)."""

@@ -32,6 +32,8 @@ class Received:
     to: str
     subject: str
     text: str
+    # (filename, content type, bytes) of each attachment of a mail (the token's PDF card)
+    attachments: list[tuple[str, str, bytes]] = field(default_factory=list)
 
 
 @dataclass
@@ -76,8 +78,11 @@ class _Handler:
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         body = message.get_body(preferencelist=("plain",))
         text = body.get_content() if body is not None else ""
+        attachments = [(part.get_filename(), part.get_content_type(), part.get_payload(decode=True))
+                       for part in message.iter_attachments()]
         for rcpt in envelope.rcpt_tos:
-            self.inbox.add(Received(to=rcpt, subject=str(message["Subject"]), text=text))
+            self.inbox.add(Received(to=rcpt, subject=str(message["Subject"]), text=text,
+                                    attachments=list(attachments)))
         return "250 Message accepted for delivery"
 
 

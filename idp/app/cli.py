@@ -49,7 +49,7 @@ def cmd_demo(args) -> int:
     from idp import create_app
     from idp.app.config import load_settings
     from idp.app.demo import (DEMO_CITIZENS, DEMO_KEY_HOLDERS, DEMO_PASSWORD, create_citizens, create_demo_keys,
-                              portal_specs, serve_in_thread, start_portals)
+                              portal_specs, serve_in_thread, start_itsme_sandbox, start_portals)
 
     settings = load_settings(args.config or str(demo_config()))
     if not settings.demo:
@@ -67,6 +67,7 @@ def cmd_demo(args) -> int:
     seeds = create_demo_keys(services)
     specs = portal_specs("localhost", (args.portal_ports[0], args.portal_ports[1]))
     start_portals(services, specs, settings.data_dir / "portals", host=args.host)
+    itsme = start_itsme_sandbox(services)
     port = int(settings.base_url.rsplit(":", 1)[1])
     serve_in_thread(app, args.host, port)
     print("\nSésame demo is running.\n")
@@ -78,12 +79,19 @@ def cmd_demo(args) -> int:
         ready = [k for k in DEMO_KEY_HOLDERS.get(c[0], ()) if k in services.adapters]
         print(f"    {c[0]:<14} {c[1] + ' ' + c[2]:<16} keys: {', '.join(['password', *ready])}")
     print("\n  Log in at Mon Espace, then open FSE 21-27: no second login (single sign-on).")
+    if itsme is not None:
+        from sandbox.itsme.identities import IDENTITIES
+
+        print(f"  itsme (sandbox, {services.adapters['itsme'].settings.issuer}): type one of these numbers, "
+              "then \"Confirmer\":")
+        for identity in IDENTITIES.values():
+            print(f"    {identity['phone_number']:<14} {identity['given_name']} {identity['family_name']}")
     if any(k in services.adapters for k in ("email_code", "sms_code")):
         print(f"  Codes by e-mail and SMS land in the demo outbox: {settings.base_url}/demo/outbox")
     for username, seed in seeds.items():
         print(f"  Authenticator app of {username}: add the key {seed} to your app (or: "
               f".venv/bin/python -c \"import pyotp; print(pyotp.TOTP('{seed}').now())\")")
-    print(f"  Activate keys (try it as jan.peeters): {settings.base_url}/account/keys")
+    print(f"  Activate keys (as jan.peeters: log in with itsme, then Activer): {settings.base_url}/account/keys")
     print("  Ctrl+C stops the demo.\n", flush=True)
     try:
         while True:
@@ -218,6 +226,55 @@ def cmd_user_add(args) -> int:
     return 0
 
 
+def _office(args):
+    from idp.office.registry import RegistrationOffice
+
+    services = _services(args)
+    return services, RegistrationOffice.from_services(services)
+
+
+def cmd_office_add(args) -> int:
+    """A registration office, by a short upper-case code and its name."""
+    from idp.office.forms import Refused
+
+    services, office = _office(args)
+    try:
+        created = office.add_office(args.code, args.name)
+    except Refused as exc:
+        print(f"refused: {exc.code}", file=sys.stderr)
+        return 2
+    services.audit.record("office.created", office=created.code, name=created.name)
+    print(f"created office {created.code}")
+    return 0
+
+
+def cmd_office_list(args) -> int:
+    _, office = _office(args)
+    for found in office.offices():
+        officers = ", ".join(f"{nrn} {name}" for nrn, name in office.officers(found.code))
+        print(f"{found.code}\t{found.name}\t{officers or '-'}")
+    return 0
+
+
+def cmd_officer(args) -> int:
+    """Grant or revoke an officer role (the person of ``--nrn`` must exist)."""
+    from idp.office.forms import Refused
+
+    services, office = _office(args)
+    try:
+        changed = (office.grant if args.action == "grant" else office.revoke)(args.office, args.nrn)
+    except Refused as exc:
+        print(f"refused: {exc.code}", file=sys.stderr)
+        return 2
+    if changed is None:
+        print(f"unchanged: nothing to {args.action}")
+        return 0
+    event = "officer.granted" if args.action == "grant" else "officer.revoked"
+    services.audit.record(event, office=args.office.strip().upper(), person_fedid=changed)
+    print(f"{args.action}{'ed' if args.action == 'grant' else 'd'} {changed}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sesame", description="Sésame identity provider")
     parser.add_argument("--config", "-c", help="TOML configuration file (default: $SESAME_CONFIG)")
@@ -277,6 +334,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lang", default="fr", choices=["fr", "nl", "de", "en"])
     p.add_argument("--password", help="else $SESAME_NEW_PASSWORD, else asked")
     p.set_defaults(func=cmd_user_add)
+
+    office = sub.add_parser("office", help="registration offices").add_subparsers(dest="action", required=True)
+    p = office.add_parser("add", help="create a registration office")
+    p.add_argument("code", help="short code, upper case (letters, digits, dashes)")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_office_add)
+    p = office.add_parser("list", help="offices and their officers")
+    p.set_defaults(func=cmd_office_list)
+    officer = sub.add_parser("officer", help="officers of registration offices").add_subparsers(
+        dest="action", required=True)
+    for name in ("grant", "revoke"):
+        p = officer.add_parser(name, help=f"{name} the officer role of an office to a person (by NRN)")
+        p.add_argument("--office", required=True)
+        p.add_argument("--nrn", required=True)
+        p.set_defaults(func=cmd_officer)
     return parser
 
 

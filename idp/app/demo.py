@@ -22,7 +22,7 @@ from sp_examples.portal import PortalSpec, create_portal_app, sp_config, sp_meta
 
 
 # The keys the demo portals accept, those not enabled left out (register_portal).
-DEMO_KEYS = ("password", "totp", "email_code", "sms_code")
+DEMO_KEYS = ("itsme", "password", "totp", "email_code", "sms_code", "token")
 
 DEMO_PORTALS = (
     PortalSpec(slug="monespace", title="Mon Espace", base_url="http://localhost:8081",
@@ -113,6 +113,26 @@ def create_demo_keys(services) -> dict[str, str]:
                 to = DEMO_PHONES.get(username) if key == "sms_code" else contact.mail
                 services.credentials.activate(key=key, person_fedid=fedid, data={"to": to})
     return seeds
+
+
+def start_itsme_sandbox(services, host: str = "127.0.0.1"):
+    """The itsme sandbox (sandbox/itsme) at ``[keys.itsme] issuer``, with Sésame
+    registered as its client; None when the itsme key is not enabled.  Another
+    site than Sésame's (127.0.0.1 against localhost), as the real itsme is."""
+    adapter = services.adapters.get("itsme")
+    if adapter is None:
+        return None
+    from urllib.parse import urlsplit
+
+    from sandbox.itsme import client, start_sandbox
+
+    base = services.settings.base_url
+    conf = adapter.settings
+    registered = client(redirect_uris=[f"{base}/login/itsme/return"], jwks_uri=f"{base}/keys/itsme/jwks.json",
+                        service_codes=[conf.service_code])
+    server, _ = start_sandbox(host, urlsplit(conf.issuer).port, issuer_url=conf.issuer,
+                              clients={conf.client_id: registered})
+    return server
 
 
 def portal_specs(host: str, ports: tuple[int, int]) -> list[PortalSpec]:

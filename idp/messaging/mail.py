@@ -28,7 +28,8 @@ class SmtpMailer:
             self.context.check_hostname = False
             self.context.verify_mode = ssl.CERT_NONE
 
-    def message(self, *, to: str, subject: str, text: str) -> EmailMessage:
+    def message(self, *, to: str, subject: str, text: str,
+                attachments: list[tuple[str, str, bytes]] | None = None) -> EmailMessage:
         msg = EmailMessage()
         msg["From"] = self.sender
         msg["To"] = to
@@ -37,10 +38,14 @@ class SmtpMailer:
         msg["Message-ID"] = make_msgid(domain=self.sender.rpartition("@")[2] or None)
         msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to codes
         msg.set_content(text)
+        for filename, mime_type, content in attachments or ():  # (filename, "application/pdf", bytes)
+            maintype, _, subtype = mime_type.partition("/")
+            msg.add_attachment(content, maintype=maintype, subtype=subtype, filename=filename)
         return msg
 
-    def send(self, *, to: str, subject: str, text: str) -> None:
-        msg = self.message(to=to, subject=subject, text=text)
+    def send(self, *, to: str, subject: str, text: str,
+             attachments: list[tuple[str, str, bytes]] | None = None) -> None:
+        msg = self.message(to=to, subject=subject, text=text, attachments=attachments)
         try:
             if self.security == "tls":
                 client = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=self.context)

@@ -54,8 +54,11 @@ class OutboxMailer:
     def __init__(self, outbox: Outbox) -> None:
         self.outbox = outbox
 
-    def send(self, *, to: str, subject: str, text: str) -> None:
-        self.outbox.put("mail", to, subject, text)
+    def send(self, *, to: str, subject: str, text: str,
+             attachments: list[tuple[str, str, bytes]] | None = None) -> None:
+        # The demo keeps text only: an attachment is named at the end of the text, not stored.
+        names = "".join(f"\n\n[{filename}]" for filename, _, _ in attachments or ())
+        self.outbox.put("mail", to, subject, text + names)
 
 
 class OutboxSms:

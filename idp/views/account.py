@@ -183,6 +183,8 @@ def keys():
                        "expires": day(record.expires_at) if on else None,
                        "expired": on and record.expired(now),
                        "activate": not on and adapter.has_activation_steps,
+                       "renew": on and adapter.renewable and adapter.has_activation_steps,
+                       "note": adapter.status_note(record) if on else None,
                        "modify": on and key == PASSWORD_KEY, "remove": on}
             row["name"] = KEY_NAMES.get(key, key)
             if row["active"]:
