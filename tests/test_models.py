@@ -21,7 +21,8 @@ from idp.persistence.db import Database, alembic_config, make_engine, normalize_
 from idp.persistence.models import AuditEvent, Base, Credential, Person
 from idp.persistence.store.sql import state_entry
 
-TABLES = {"person", "credential", "portal", "audit_event", "state_entry"}
+TABLES = {"person", "credential", "portal", "audit_event", "state_entry",
+          "office", "officer_role", "registration", "activation_code"}  # the registration office (0003)
 
 
 def _person(nrn: str = "85073003328", **kw: object) -> Person:

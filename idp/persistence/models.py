@@ -109,3 +109,75 @@ class AuditEvent(Base):
     request_id: Mapped[str | None] = mapped_column(String(256))
     remote_addr: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+# --- the registration office (idp/office) -----------------------------------------------
+class Office(Base):
+    """A registration office (bureau d'enregistrement local), by its short code."""
+
+    __tablename__ = "office"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+
+
+class OfficerRole(Base):
+    """A person who may register people at one office (granted with `sesame officer grant`)."""
+
+    __tablename__ = "officer_role"
+    __table_args__ = (UniqueConstraint("office_id", "person_id", name="uq_officer_role_office_person"),
+                      Index("ix_officer_role_person", "person_id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    office_id: Mapped[int] = mapped_column(ForeignKey("office.id", ondelete="CASCADE"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    granted_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+
+
+class Registration(Base):
+    """A person seen in person at an office, with the identity document shown.
+
+    One registration per document (type, number, issuing country): the same
+    passport cannot make two people."""
+
+    __tablename__ = "registration"
+    __table_args__ = (UniqueConstraint("doc_type", "doc_number", "doc_country", name="uq_registration_document"),
+                      Index("ix_registration_office", "office_id"),
+                      Index("ix_registration_person", "person_id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    office_id: Mapped[int] = mapped_column(ForeignKey("office.id"))
+    officer_fedid: Mapped[str] = mapped_column(String(36))  # who registered (kept if the role goes)
+    doc_type: Mapped[str] = mapped_column(String(16))       # passport | id_card | residence_permit
+    doc_number: Mapped[str] = mapped_column(String(32))     # upper case, without spaces or dashes
+    doc_country: Mapped[str] = mapped_column(String(2))     # ISO 3166-1 alpha-2
+    doc_expiry: Mapped[dt.date] = mapped_column()
+    nationality: Mapped[str] = mapped_column(String(2))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+    terms_accepted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ActivationCode(Base):
+    """An activation code and the e-mail link that goes with it: both only as HMACs.
+
+    ``status``: pending → redeemed (the right code, once) → activated (a key
+    set up), or replaced (re-issued).  A pending code whose ``attempts`` reached
+    the limit is void, one past ``expires_at`` expired: both read, never written,
+    so that a right code whose attempt was counted in time still redeems."""
+
+    __tablename__ = "activation_code"
+    __table_args__ = (Index("ix_activation_code_registration", "registration_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    registration_id: Mapped[int] = mapped_column(ForeignKey("registration.id", ondelete="CASCADE"))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    link_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    issued_by: Mapped[str] = mapped_column(String(36))      # the officer's fedid
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -1,0 +1,98 @@
+"""The registration office in a real browser (Debian's chromium through
+Playwright): the officer's registration form after the strong login, then,
+in the citizen's own browser, the activation page from the e-mail's link (a
+wrong code first, the attempts left shown), the key choice, the language, the
+terms, username and password, up to the start of the key's wizard; no page
+breaks its Content-Security-Policy.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from urllib.parse import urlsplit
+
+import pytest
+
+from idp.app.demo import make_nrn
+from idp.office.registry import RegistrationOffice
+from tests.browsers import TIMEOUT_MS
+from tests.live import live_demo
+from tests.messaging import mail_settings
+from tests.standin_keys import KEY_TYPES
+from tests.strong_login import login_strong_in_browser, strong_keys
+from tests.test_browser_journeys import csp_violations
+
+pytestmark = pytest.mark.browser
+OFFICE = "BXL-1"
+JAN_NRN = make_nrn(dt.date(1990, 7, 2), 45)
+MAIL = "naima.mremi@example.fr"
+
+
+@pytest.fixture
+def demo(tmp_path, smtp_server):
+    with live_demo(tmp_path, key_types=KEY_TYPES, keys=strong_keys("password", "totp"),
+                   mail=mail_settings(smtp_server)) as running:
+        office = RegistrationOffice.from_services(running.services)  # what `sesame office add` / `officer grant` do
+        office.add_office(OFFICE, "Bureau d'enregistrement de Bruxelles")
+        office.grant(OFFICE, JAN_NRN)
+        running.inbox = smtp_server.inbox
+        yield running
+
+
+def test_the_officer_registers_and_the_citizen_starts_the_activation(demo, browser, context):
+    officer = context.new_page()
+    violations = csp_violations(officer)
+    login_strong_in_browser(officer, demo.idp_url, JAN_NRN, next_path=f"/office/{OFFICE}/register")
+    assert officer.locator("#office-name").get_attribute("data-office") == OFFICE
+    officer.select_option("#doc_type", "passport")
+    officer.fill("#doc_number", "19FV12345")
+    officer.fill("#doc_country", "FR")
+    officer.fill("#doc_expiry", f"{dt.date.today().year + 5}-06-30")
+    officer.fill("#surname", "Mremi")
+    officer.fill("#given_names", "Naïma")
+    officer.fill("#birth_date", "1988-04-21")
+    officer.select_option("#sex", "F")
+    officer.fill("#nationality", "FR")
+    officer.fill("#mail", MAIL)
+    officer.select_option("#lang", "fr")
+    officer.click("#submit")
+    officer.wait_for_selector("#activation-code")
+    code = officer.locator("#activation-code").inner_text()
+    assert re.fullmatch(r"[A-Z0-9]{5}( [A-Z0-9]{5}){3}", code)
+    officer.click("#to-registrations")
+    assert officer.locator("#registrations tbody tr").count() == 1
+    assert code not in officer.content()  # shown once
+
+    # The citizen, in their own browser, from the e-mail.
+    found = re.search(r"(https?://\S+/office/activation/\S+)", demo.inbox.wait_for(MAIL).text)
+    citizen_context = browser.new_context(locale="fr-BE")
+    citizen_context.set_default_timeout(TIMEOUT_MS)
+    try:
+        citizen = citizen_context.new_page()
+        violations += csp_violations(citizen)
+        citizen.goto(found[1])
+        assert citizen.locator("#steps").get_attribute("data-step") == "1"
+        citizen.fill("#code", "AAAAA AAAAA AAAAA AAAAA" if not code.startswith("AAAAA") else "BBBBB BBBBB BBBBB BBBBB")
+        citizen.click("#submit")
+        assert citizen.locator("#error").get_attribute("data-code") == "bad_activation_code"
+        assert citizen.locator("#attempts-left").get_attribute("data-left") == "2"
+        citizen.fill("#code", code)
+        citizen.click("#submit")
+        citizen.wait_for_url(f"{demo.idp_url}/office/activation/key")
+        assert citizen.locator("#steps").get_attribute("data-step") == "2"
+        with citizen.expect_download() as download:
+            citizen.click("#terms-download")
+        assert download.value.suggested_filename.endswith(".txt")
+        citizen.check("#key-totp")
+        citizen.select_option("#lang", "fr")
+        citizen.check("#terms")
+        citizen.fill("#username", "naima.mremi")
+        citizen.fill("#password", "Gentiane-Orageuse-47")
+        citizen.fill("#confirm", "Gentiane-Orageuse-47")
+        citizen.click("#submit")
+        citizen.wait_for_url(f"{demo.idp_url}/login/totp/**")
+        assert urlsplit(citizen.url).path.startswith("/login/totp/")
+        assert citizen.locator("#mail").input_value() == MAIL  # the wizard's first step, for this person
+    finally:
+        citizen_context.close()
+    assert violations == []
