@@ -73,3 +73,16 @@ def test_a_code_read_in_the_outbox_logs_in_at_a_portal(tmp_path, context):
         page.wait_for_url(demo.portal_url("monespace") + "/")
         assert "Lea" in page.locator("body").inner_text()
         assert violations == []
+
+
+def test_the_demo_office_has_marie_as_its_officer_once(tmp_path):
+    from idp.app.demo import DEMO_OFFICE, create_demo_office
+    from idp.office.registry import RegistrationOffice
+
+    services = Services.build(idp_settings(tmp_path, keys={"enabled": CODE_KEYS}))
+    create_citizens(services)
+    assert create_demo_office(services) == create_demo_office(services) == DEMO_OFFICE[0]
+    office = RegistrationOffice.from_services(services)
+    marie = services.credentials.find(key="password", username="marie.dupont").person_fedid
+    assert office.is_officer(DEMO_OFFICE[0], marie)
+    assert [o.code for o in office.offices()] == [DEMO_OFFICE[0]]

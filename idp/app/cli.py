@@ -48,8 +48,9 @@ def demo_config() -> Path:
 def cmd_demo(args) -> int:
     from idp import create_app
     from idp.app.config import load_settings
-    from idp.app.demo import (DEMO_CITIZENS, DEMO_KEY_HOLDERS, DEMO_PASSWORD, create_citizens, create_demo_keys,
-                              portal_specs, serve_in_thread, start_itsme_sandbox, start_portals)
+    from idp.app.demo import (DEMO_CITIZENS, DEMO_KEY_HOLDERS, DEMO_OFFICER, DEMO_PASSWORD, create_citizens,
+                              create_demo_keys, create_demo_office, portal_specs, serve_in_thread,
+                              start_itsme_sandbox, start_portals)
 
     settings = load_settings(args.config or str(demo_config()))
     if not settings.demo:
@@ -65,6 +66,7 @@ def cmd_demo(args) -> int:
     app = create_app(services=services)
     create_citizens(services)
     seeds = create_demo_keys(services)
+    office = create_demo_office(services)
     specs = portal_specs("localhost", (args.portal_ports[0], args.portal_ports[1]))
     start_portals(services, specs, settings.data_dir / "portals", host=args.host)
     itsme = start_itsme_sandbox(services)
@@ -92,6 +94,8 @@ def cmd_demo(args) -> int:
         print(f"  Authenticator app of {username}: add the key {seed} to your app (or: "
               f".venv/bin/python -c \"import pyotp; print(pyotp.TOTP('{seed}').now())\")")
     print(f"  Activate keys (as jan.peeters: log in with itsme, then Activer): {settings.base_url}/account/keys")
+    print(f"  Registration office {office}: {settings.base_url}/office/ ({DEMO_OFFICER} is its officer: log in with "
+          "itsme); the activation mail of a registered person lands in the outbox")
     print("  Ctrl+C stops the demo.\n", flush=True)
     try:
         while True:

@@ -115,6 +115,24 @@ def create_demo_keys(services) -> dict[str, str]:
     return seeds
 
 
+DEMO_OFFICE = ("BXL", "Bureau d'enregistrement de Bruxelles (démo)")
+DEMO_OFFICER = "marie.dupont"
+
+
+def create_demo_office(services) -> str | None:
+    """A registration office with Marie as its officer (she logs in with itsme at
+    level 500); returns the office's code, None when it could not be made."""
+    from idp.office.registry import RegistrationOffice
+
+    office = RegistrationOffice.from_services(services)
+    code, name = DEMO_OFFICE
+    if office.office(code) is None:
+        office.add_office(code, name)
+    _, _, _, birth, serial, _, _ = next(c for c in DEMO_CITIZENS if c[0] == DEMO_OFFICER)
+    office.grant(code, make_nrn(birth, serial))  # None when already granted: nothing to do
+    return code
+
+
 def start_itsme_sandbox(services, host: str = "127.0.0.1"):
     """The itsme sandbox (sandbox/itsme) at ``[keys.itsme] issuer``, with Sésame
     registered as its client; None when the itsme key is not enabled.  Another
