@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from urllib.parse import quote, unquote_plus
 
 from cryptography import x509
@@ -120,10 +121,19 @@ def _decode_signature(raw_value: str) -> bytes:
         raise UnsafeSignature("Signature is not valid base64") from None
 
 
-def _verifies(data: bytes, signature: bytes, *, algorithm: str, certificate: bytes) -> bool:
+@functools.lru_cache(maxsize=256)
+def _public_key(certificate: bytes):
+    """The public key of a PEM certificate, ``None`` if unreadable.  Cached: metadata
+    certificates repeat on every message (the key objects are immutable, shareable)."""
     try:
-        public_key = x509.load_pem_x509_certificate(certificate).public_key()
+        return x509.load_pem_x509_certificate(certificate).public_key()
     except ValueError:
+        return None
+
+
+def _verifies(data: bytes, signature: bytes, *, algorithm: str, certificate: bytes) -> bool:
+    public_key = _public_key(bytes(certificate))
+    if public_key is None:
         return False
     digest = hash_for(algorithm)
     try:

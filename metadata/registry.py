@@ -3,12 +3,20 @@
 Rows live in the table the caller hands in (``model``: Sésame's
 ``idp.persistence.models.Portal``), so this package imports nothing of ``idp``
 (DESIGN.md §5: shared by every process).
-``PortalRegistry.get`` is on the path of every SSO request, so parsed portals
-are cached in process memory, keyed by entity ID and tagged with the row's
-``(id, updated_at)``: a lookup costs one indexed SELECT of those two columns
-and re-parses only when the row changed, so a portal registered or replaced
-by another process (the CLI) is seen at once, without restart.  Each write
-moves ``updated_at`` strictly forward, so a change is never missed.
+``PortalRegistry.get`` is on the path of every SSO request, so it reads no
+database at all in the usual case.  Each process keeps an index of every
+registered row, entity ID -> ``(id, updated_at)``, and the parsed portals,
+parsed at their first lookup and kept while the row's tag is the same.  The
+index is checked against the table at most every ``refresh_seconds`` (1 s by
+default, of real time: ``time.monotonic``, whatever the injected clock) by one aggregate query, ``count(*),
+max(updated_at), sum(id)``, and reloaded (tags only, no parsing) when that
+changed.  Every write moves ``max(updated_at)`` strictly forward (a write
+stamps the row later than any row of the table), so a portal replaced or
+removed by another process (the CLI, another node) is seen within that delay,
+without restart, and a registration at once: a lookup of an entity ID missing
+from the index asks the database (one indexed SELECT), so a portal registered
+a moment ago is never refused for the delay.  Writes through this registry are
+seen by it at once.
 
 At lookup ``validUntil`` is checked against the clock: metadata that expired
 after registration makes the portal unknown, with a warning in the log.
@@ -18,12 +26,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -74,7 +83,7 @@ class PortalRegistry:
     """
 
     def __init__(self, session_factory: SessionFactory, *, model: Any, clock: Clock,
-                 known_keys: Iterable[str], levels: Iterable[int]) -> None:
+                 known_keys: Iterable[str], levels: Iterable[int], refresh_seconds: float = 1.0) -> None:
         self._sessions = session_factory
         self._model = model  # the mapped class of the portal table
         self._clock = clock
@@ -82,6 +91,11 @@ class PortalRegistry:
         self._levels = tuple(levels)
         self._cache: dict[str, tuple[tuple[int, dt.datetime], RegisteredPortal | None]] = {}
         self._lock = threading.Lock()
+        self.refresh_seconds = float(refresh_seconds)
+        # every registered row: entity ID -> (id, updated_at); None until first read
+        self._tags: dict[str, tuple[int, dt.datetime]] | None = None
+        self._signature: tuple | None = None
+        self._checked_at: float | None = None
 
     # -- writes -------------------------------------------------------------------
     def add(self, *, xml: bytes, source: str | None, policy: PortalPolicy,
@@ -112,6 +126,9 @@ class PortalRegistry:
                 if row is not None and not replace:
                     raise _already_registered(metadata.entity_id)
                 now = dt.datetime.now(dt.timezone.utc)
+                latest = session.scalar(select(func.max(self._model.updated_at)))
+                if latest is not None:  # later than every row: max(updated_at) tells every process
+                    now = max(now, _utc(latest) + dt.timedelta(microseconds=1))
                 if row is None:
                     row = self._model(entity_id=metadata.entity_id, created_at=now)
                     session.add(row)
@@ -123,6 +140,9 @@ class PortalRegistry:
                 stored_at = session.scalars(select(self._model.updated_at).where(self._model.id == row.id)).one()
         except IntegrityError:  # another process registered the same entity ID meanwhile
             raise _already_registered(metadata.entity_id) from None
+        with self._lock:
+            if self._tags is not None:
+                self._tags[metadata.entity_id] = (row.id, _utc(stored_at))
         log.info("portal registered", extra={"event": "portal.registered", "portal": metadata.entity_id,
                                              "replace": replace, "source": source})
         return RegisteredPortal(metadata.entity_id, name, metadata, policy, source, _utc(stored_at))
@@ -136,6 +156,8 @@ class PortalRegistry:
                 session.commit()
         with self._lock:
             self._cache.pop(entity_id, None)
+            if self._tags is not None:
+                self._tags.pop(entity_id, None)
         if row is not None:
             log.info("portal removed", extra={"event": "portal.removed", "portal": entity_id})
         return row is not None
@@ -144,9 +166,45 @@ class PortalRegistry:
     def get(self, entity_id: str) -> RegisteredPortal | None:
         """The portal registered as ``entity_id``, or None when unknown, expired or unreadable.
 
-        One SELECT of (id, updated_at); the stored XML is parsed only when the
-        row changed since this process last read it.
+        No database read when the index knows the entity ID and its parsed
+        portal is cached (see the module docstring); a changed row is parsed
+        again, an entity ID the index lacks is looked up in the table.
         """
+        tags = self._fresh_tags()
+        tag = tags.get(entity_id)
+        if tag is not None:
+            cached = self._cache.get(entity_id)
+            if cached is not None and cached[0] == tag:
+                return self._usable(cached[1], entity_id)
+        return self._usable(self._read(entity_id), entity_id)
+
+    def refresh(self) -> None:
+        """Check the table now (as a lookup does every ``refresh_seconds``)."""
+        self._checked_at = None
+        self._fresh_tags()
+
+    def _fresh_tags(self) -> dict[str, tuple[int, dt.datetime]]:
+        tags, checked = self._tags, self._checked_at
+        now = time.monotonic()
+        if tags is not None and checked is not None and now - checked < self.refresh_seconds:
+            return tags
+        model = self._model
+        with self._sessions() as session:
+            count, latest, ids = session.execute(
+                select(func.count(model.id), func.max(model.updated_at), func.sum(model.id))).one()
+            signature = (count, _utc(latest) if latest is not None else None, ids)
+            if tags is None or signature != self._signature:
+                tags = {row.entity_id: (row.id, _utc(row.updated_at))
+                        for row in session.execute(select(model.entity_id, model.id, model.updated_at))}
+                with self._lock:
+                    self._tags, self._signature = tags, signature
+                    for gone in [e for e in self._cache if e not in tags]:
+                        del self._cache[gone]
+        self._checked_at = now
+        return tags
+
+    def _read(self, entity_id: str) -> RegisteredPortal | None:
+        """One indexed SELECT of (id, updated_at); the stored XML is parsed only when the row changed."""
         with self._sessions() as session:
             tag_row = session.execute(
                 select(self._model.id, self._model.updated_at).where(self._model.entity_id == entity_id)
@@ -154,17 +212,20 @@ class PortalRegistry:
             if tag_row is None:
                 with self._lock:
                     self._cache.pop(entity_id, None)
+                    if self._tags is not None:
+                        self._tags.pop(entity_id, None)
                 return None
             tag = (tag_row.id, _utc(tag_row.updated_at))
+            with self._lock:
+                if self._tags is not None:
+                    self._tags[entity_id] = tag
             cached = self._cache.get(entity_id)
             if cached is not None and cached[0] == tag:
-                portal = cached[1]
-            else:
-                row = session.get(self._model, tag_row.id)
-                if row is None:  # removed between the two statements
-                    return None
-                portal = self._load(row)
-        return self._usable(portal, entity_id)
+                return cached[1]
+            row = session.get(self._model, tag_row.id)
+            if row is None:  # removed between the two statements
+                return None
+            return self._load(row)
 
     def list(self) -> list[RegisteredPortal]:
         """Every readable registered portal, by entity ID, expired ones included."""

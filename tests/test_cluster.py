@@ -24,7 +24,7 @@ from tests.saml_sp import FSE, MON_ESPACE, TestPortal, autopost_fields, follow, 
 from tests.conftest import write_node
 from tests.services import create_postgres_database, drop_postgres_database
 
-SHARED = ("secret_key", "pairwise_secret", "keys")  # what `sesame init-secrets` made, copied to every node
+SHARED = ("secret_key", "pairwise_secret", "seal_key", "keys")  # what `sesame init-secrets` made, copied to every node
 
 
 def node_config(folder: Path, *, database: str, store: str, prefix: str) -> Path:

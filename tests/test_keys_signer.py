@@ -307,3 +307,53 @@ def test_signing_and_verifying_are_thread_safe(signer):
     assert len(results) == 90
     for rid, signed in results.items():
         assert verify_xml(signed, certificates=[signer.certificate_pem]).get("ID") == rid
+
+
+# -- sign_element (in place, on the caller's tree) -------------------------------------
+
+
+def _signature_values(xml: bytes, element_id: str) -> tuple[str, str, str]:
+    root = etree.fromstring(xml)
+    target = root if root.get("ID") == element_id else root.find(f".//*[@ID='{element_id}']")
+    signature = target.find(DS + "Signature")
+    signed_info = etree.tostring(signature.find(DS + "SignedInfo"), method="c14n", exclusive=True).decode()
+    return (signature.find(f"{DS}SignedInfo/{DS}Reference/{DS}DigestValue").text,
+            "".join(signed_info.split()),  # xmlsec's template puts line breaks between the elements
+            "".join(signature.find(f"{DS}KeyInfo/{DS}X509Data/{DS}X509Certificate").text.split()))
+
+
+@pytest.mark.parametrize("which", ["rsa", "ec"])
+def test_sign_element_makes_the_signatures_sign_xml_makes(request, which, tmp_path):
+    """Same digests, same SignedInfo (but for white space), same certificate as
+    xmlsec's, assertion then response, and they verify (verify_xml, xmlsec1)."""
+    chosen = request.getfixturevalue("signer" if which == "rsa" else "ec_signer")
+    by_xmlsec = chosen.sign_xml(chosen.sign_xml(saml_response(), reference_id="_a1"), reference_id="_r1")
+    alone = etree.fromstring(saml_response())
+    chosen.sign_element(alone)
+    assert verify_xml(etree.tostring(alone), certificates=[chosen.certificate_pem]).get("ID") == "_r1"
+    root = etree.fromstring(saml_response())
+    chosen.sign_element(root.find(SAML + "Assertion"))
+    chosen.sign_element(root)
+    in_place = etree.tostring(root, encoding="UTF-8", xml_declaration=True)
+    assertion = etree.tostring(etree.fromstring(in_place).find(SAML + "Assertion"))
+    assert verify_xml(assertion, certificates=[chosen.certificate_pem]).get("ID") == "_a1"
+    assert _signature_values(in_place, "_a1") == _signature_values(by_xmlsec, "_a1")
+    # the response's digest covers the assertion's signature, whose white space differs
+    assert _signature_values(in_place, "_r1")[2] == _signature_values(by_xmlsec, "_r1")[2]
+    if XMLSEC1 is not None:
+        assert _xmlsec1_verify(tmp_path, in_place, chosen, node=ASSERTION_NODE, node_id="_a1")
+        assert _xmlsec1_verify(tmp_path, in_place, chosen, node=RESPONSE_NODE, node_id="_r1")
+
+
+def test_sign_element_of_the_base_class_goes_through_sign_xml(signer):
+    class Wrapped(Signer):
+        certificate_pem = signer.certificate_pem
+        default_algorithm = signer.default_algorithm
+        sign_bytes = signer.sign_bytes
+        sign_xml = signer.sign_xml
+
+    root = etree.fromstring(saml_response())
+    Wrapped().sign_element(root.find(SAML + "Assertion"))
+    xml = etree.tostring(root)
+    assert _signature_values(xml, "_a1") == _signature_values(
+        signer.sign_xml(saml_response(), reference_id="_a1"), "_a1")

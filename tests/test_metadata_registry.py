@@ -179,12 +179,61 @@ def test_another_process_sees_changes_without_restart(db_url, clock, sp_metadata
     assert server.get(SP).metadata.default_acs().location == "https://portal.example.be/acs"
 
     cli.add(xml=sp_metadata(acs="https://portal.example.be/acs2"), source=None, policy=POLICY, replace=True)
+    server.refresh()  # what a lookup does by itself refresh_seconds after the last check
     assert server.get(SP).metadata.default_acs().location == "https://portal.example.be/acs2"
 
     cli.remove(SP)
+    server.refresh()
     assert server.get(SP) is None
     cli.add(xml=sp_metadata(acs="https://portal.example.be/acs3"), source=None, policy=POLICY)
     assert server.get(SP).metadata.default_acs().location == "https://portal.example.be/acs3"
+
+
+def test_lookups_read_no_database_and_see_other_processes_within_refresh_seconds(db_url, clock, sp_metadata,
+                                                                                  monkeypatch):
+    server = new_registry(db_url, clock)
+    cli = new_registry(db_url, clock)
+    cli.add(xml=sp_metadata(), source=None, policy=POLICY)
+    cli.add(xml=sp_metadata("urn:be:other"), source=None, policy=POLICY)
+    assert server.get(SP) is not None  # registered by another process: seen at once
+    statements = []
+    real_sessions = server._sessions
+
+    def counting_sessions():
+        statements.append(1)
+        return real_sessions()
+
+    monkeypatch.setattr(server, "_sessions", counting_sessions)
+    now = [1000.0]
+    monkeypatch.setattr(registry_module.time, "monotonic", lambda: now[0])
+    server.refresh()
+    assert server.get("urn:be:other") is not None  # parsed at its first lookup
+    statements.clear()
+    for _ in range(100):
+        assert server.get(SP) is not None and server.get("urn:be:other") is not None
+    assert statements == []  # no database read while the index is fresh
+
+    cli.add(xml=sp_metadata(acs="https://portal.example.be/acs2"), source=None, policy=POLICY, replace=True)
+    assert server.get(SP).metadata.default_acs().location == "https://portal.example.be/acs"  # not yet
+    now[0] += server.refresh_seconds
+    assert server.get(SP).metadata.default_acs().location == "https://portal.example.be/acs2"
+    assert len(statements) == 2  # the check, then the changed row parsed again
+
+    cli.remove("urn:be:other")
+    now[0] += server.refresh_seconds
+    assert server.get("urn:be:other") is None
+
+
+def test_a_write_stamps_the_row_later_than_every_row(db_url, clock, sp_metadata):
+    """So that max(updated_at) moves at every write, whatever the writer's clock says."""
+    registry = new_registry(db_url, clock)
+    first = registry.add(xml=sp_metadata(), source=None, policy=POLICY)
+    with session_factory(db_url)() as s:  # another row stamped in the future (a node whose clock is ahead)
+        s.execute(Portal.__table__.update().where(Portal.entity_id == SP).values(
+            updated_at=first.updated_at + dt.timedelta(hours=1)))
+        s.commit()
+    second = registry.add(xml=sp_metadata("urn:be:other"), source=None, policy=POLICY)
+    assert second.updated_at > first.updated_at + dt.timedelta(hours=1)
 
 
 def test_metadata_expiring_after_registration_becomes_unknown(registry, clock, sp_metadata, caplog):

@@ -122,6 +122,7 @@ def test_policy_demands_encryption_but_metadata_has_no_key_fails_closed(world, t
     policy = {**services.registry.get(portal.entity_id).policy.to_mapping(), "encrypt_assertions": True}
     with services.database.session() as s:
         s.execute(update(Portal).where(Portal.entity_id == portal.entity_id).values(policy=policy))
+    services.registry.refresh()  # a worker sees the row changed within registry.refresh_seconds
     assert services.registry.get(portal.entity_id).policy.encrypt_assertions
     with caplog.at_level("WARNING", logger="sesame.sso"):
         _, done = login(app.test_client(), portal)

@@ -1,7 +1,9 @@
 """Building ``Response`` messages (SAML core §3.2.2, §2.3-2.7; profiles §4.1.4.2).
 
-pysaml2's element classes build the XML; signing is the caller's (``keys``
-signer, in-process).  Pure: every value comes in as a keyword argument.
+The XML is built once as an lxml tree (no pysaml2 element classes, no
+serialise/parse cycles): the caller signs on that tree (``keys`` signer,
+in-process) and serialises it once.  Pure: every value comes in as a keyword
+argument; text and attribute values are escaped by lxml.
 """
 from __future__ import annotations
 
@@ -10,12 +12,24 @@ import secrets
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from saml2 import saml, samlp
+from lxml import etree
 
 STATUS_SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
 ATTRNAME_BASIC = "urn:oasis:names:tc:SAML:2.0:attrname-format:basic"
 NAMEID_ENTITY = "urn:oasis:names:tc:SAML:2.0:nameid-format:entity"
+SAML_NS = "urn:oasis:names:tc:SAML:2.0:assertion"
+SAMLP_NS = "urn:oasis:names:tc:SAML:2.0:protocol"
+XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
+XS_NS = "http://www.w3.org/2001/XMLSchema"
+_A = "{%s}" % SAML_NS
+_P = "{%s}" % SAMLP_NS
+_XSI_TYPE = "{%s}type" % XSI_NS
+# Declared once on the root, as pysaml2 did (xs on each AttributeValue, where its xsi:type names it).
+_RESPONSE_NSMAP = {"samlp": SAMLP_NS, "saml": SAML_NS, "xsi": XSI_NS}
+_ASSERTION_NSMAP = {"saml": SAML_NS, "xsi": XSI_NS}
+_XS_NSMAP = {"xs": XS_NS}
+_sub = etree.SubElement
 
 
 def new_id() -> str:
@@ -40,71 +54,77 @@ class AssertionFacts:
     authenticating_authority: str | None = None
 
 
-def _issuer(entity_id: str) -> saml.Issuer:
-    return saml.Issuer(text=entity_id, format=NAMEID_ENTITY)
-
-
-def _attribute_statement(attributes: Mapping[str, Sequence[str]]) -> saml.AttributeStatement | None:
-    if not attributes:
-        return None
-    return saml.AttributeStatement(attribute=[
-        saml.Attribute(
-            name=name, name_format=ATTRNAME_BASIC,
-            attribute_value=[saml.AttributeValue(text=str(v)) for v in values],
-        )
-        for name, values in attributes.items()
-    ])
+def _issuer(parent, entity_id: str) -> None:
+    _sub(parent, _A + "Issuer", Format=NAMEID_ENTITY).text = entity_id
 
 
 def build_assertion(*, idp_entity_id: str, sp_entity_id: str, acs_url: str, in_response_to: str,
                     facts: AssertionFacts, now: float, lifetime: int, skew: int,
-                    assertion_id: str) -> saml.Assertion:
+                    assertion_id: str, parent: etree._Element | None = None) -> etree._Element:
+    """The ``saml:Assertion`` element, unsigned; appended to ``parent`` when given."""
     not_on_or_after = instant(now + lifetime)
-    return saml.Assertion(
-        id=assertion_id, version="2.0", issue_instant=instant(now),
-        issuer=_issuer(idp_entity_id),
-        subject=saml.Subject(
-            name_id=saml.NameID(text=facts.nameid, format=facts.nameid_format,
-                                sp_name_qualifier=sp_entity_id, name_qualifier=idp_entity_id),
-            subject_confirmation=[saml.SubjectConfirmation(
-                method=BEARER,
-                subject_confirmation_data=saml.SubjectConfirmationData(
-                    in_response_to=in_response_to, recipient=acs_url, not_on_or_after=not_on_or_after),
-            )],
-        ),
-        conditions=saml.Conditions(
-            not_before=instant(now - skew), not_on_or_after=not_on_or_after,
-            audience_restriction=[saml.AudienceRestriction(audience=[saml.Audience(text=sp_entity_id)])],
-        ),
-        authn_statement=[saml.AuthnStatement(
-            authn_instant=instant(facts.authn_instant), session_index=facts.session_index,
-            authn_context=saml.AuthnContext(
-                authn_context_class_ref=saml.AuthnContextClassRef(text=facts.context_class),
-                authenticating_authority=(
-                    [saml.AuthenticatingAuthority(text=facts.authenticating_authority)]
-                    if facts.authenticating_authority else None),
-            ),
-        )],
-        attribute_statement=_attribute_statement(facts.attributes),
-    )
+    attrs = {"Version": "2.0", "ID": assertion_id, "IssueInstant": instant(now)}
+    if parent is None:
+        assertion = etree.Element(_A + "Assertion", attrs, nsmap=_ASSERTION_NSMAP)
+    else:
+        assertion = _sub(parent, _A + "Assertion", attrs)
+    _issuer(assertion, idp_entity_id)
+    subject = _sub(assertion, _A + "Subject")
+    _sub(subject, _A + "NameID", NameQualifier=idp_entity_id, SPNameQualifier=sp_entity_id,
+         Format=facts.nameid_format).text = facts.nameid
+    confirmation = _sub(subject, _A + "SubjectConfirmation", Method=BEARER)
+    _sub(confirmation, _A + "SubjectConfirmationData", NotOnOrAfter=not_on_or_after, Recipient=acs_url,
+         InResponseTo=in_response_to)
+    conditions = _sub(assertion, _A + "Conditions", NotBefore=instant(now - skew), NotOnOrAfter=not_on_or_after)
+    _sub(_sub(conditions, _A + "AudienceRestriction"), _A + "Audience").text = sp_entity_id
+    statement = _sub(assertion, _A + "AuthnStatement", AuthnInstant=instant(facts.authn_instant),
+                     SessionIndex=facts.session_index)
+    context = _sub(statement, _A + "AuthnContext")
+    _sub(context, _A + "AuthnContextClassRef").text = facts.context_class
+    if facts.authenticating_authority:
+        _sub(context, _A + "AuthenticatingAuthority").text = facts.authenticating_authority
+    if facts.attributes:
+        attribute_statement = _sub(assertion, _A + "AttributeStatement")
+        for name, values in facts.attributes.items():
+            attribute = _sub(attribute_statement, _A + "Attribute", Name=name, NameFormat=ATTRNAME_BASIC)
+            for value in values:
+                _sub(attribute, _A + "AttributeValue", {_XSI_TYPE: "xs:string"}, nsmap=_XS_NSMAP).text = str(value)
+    return assertion
+
+
+def response_tree(*, idp_entity_id: str, acs_url: str, in_response_to: str, now: float,
+                  status: str = STATUS_SUCCESS, sub_status: str | None = None, message: str | None = None,
+                  response_id: str | None = None) -> tuple[str, etree._Element]:
+    """A ``samlp:Response`` element without assertion; ``build_assertion(parent=...)`` adds one."""
+    response_id = response_id or new_id()
+    response = etree.Element(_P + "Response", {
+        "ID": response_id, "InResponseTo": in_response_to, "Version": "2.0", "IssueInstant": instant(now),
+        "Destination": acs_url}, nsmap=_RESPONSE_NSMAP)
+    _issuer(response, idp_entity_id)
+    status_element = _sub(response, _P + "Status")
+    code = _sub(status_element, _P + "StatusCode", Value=status)
+    if sub_status:
+        _sub(code, _P + "StatusCode", Value=sub_status)
+    if message:
+        _sub(status_element, _P + "StatusMessage").text = message
+    return response_id, response
+
+
+def serialize(root: etree._Element) -> bytes:
+    return etree.tostring(root, encoding="UTF-8", xml_declaration=True)
 
 
 def build_response(*, idp_entity_id: str, acs_url: str, in_response_to: str, now: float,
-                   assertion: saml.Assertion | None = None, status: str = STATUS_SUCCESS,
+                   assertion: etree._Element | None = None, status: str = STATUS_SUCCESS,
                    sub_status: str | None = None, message: str | None = None,
                    response_id: str | None = None) -> tuple[str, bytes]:
     """A ``Response`` with one assertion, or an error status and none.
 
     Returns ``(response_id, xml)``; ``xml`` is unsigned.
     """
-    response_id = response_id or new_id()
-    code = samlp.StatusCode(value=status,
-                            status_code=samlp.StatusCode(value=sub_status) if sub_status else None)
-    response = samlp.Response(
-        id=response_id, version="2.0", issue_instant=instant(now), destination=acs_url,
-        in_response_to=in_response_to, issuer=_issuer(idp_entity_id),
-        status=samlp.Status(status_code=code,
-                            status_message=samlp.StatusMessage(text=message) if message else None),
-        assertion=[assertion] if assertion is not None else None,
-    )
-    return response_id, response.to_string()
+    response_id, response = response_tree(idp_entity_id=idp_entity_id, acs_url=acs_url,
+                                          in_response_to=in_response_to, now=now, status=status,
+                                          sub_status=sub_status, message=message, response_id=response_id)
+    if assertion is not None:
+        response.append(assertion)
+    return response_id, serialize(response)

@@ -15,7 +15,7 @@ from idp.people.attributes import PROFILE, pairwise_id, person_attributes, relea
 from idp.saml.authn_request import (NAMEID_EMAIL, NAMEID_FORMATS, NAMEID_PERSISTENT, NAMEID_UNSPECIFIED,
                                     AuthnRequestData, read_authn_request)
 from idp.saml.bindings import encode_post
-from idp.saml.response import AssertionFacts, build_assertion, build_response, new_id
+from idp.saml.response import AssertionFacts, build_assertion, new_id, response_tree, serialize
 from idp.sessions.sso_session import Login, SsoSession
 from keys.xmlenc import EncryptionError, check_recipient, encrypt_element
 from metadata.idp_metadata import build_idp_metadata
@@ -131,22 +131,27 @@ class SsoService:
         return Decision(request=request, portal=portal, keys=keys, min_level=policy.min_level, login=login)
 
     # --- responses ------------------------------------------------------------
-    def _sign(self, xml: bytes, *, response_id: str, assertion_id: str | None, portal,
-              encrypt_to: bytes | None = None) -> bytes:
+    def _sign(self, response, *, assertion=None, portal, encrypt_to: bytes | None = None) -> bytes:
         """Sign what the portal's metadata and policy ask for; an error response is signed whole.
 
-        With ``encrypt_to`` (a PEM certificate) the assertion, once signed, is
-        encrypted before the response is signed (SAML core §6.1: sign, then encrypt).
+        ``response`` is the ``samlp:Response`` tree (``assertion`` inside it,
+        or ``None``), signed in place and serialised once.  With ``encrypt_to``
+        (a PEM certificate) the assertion, once signed, is encrypted before the
+        response is signed (SAML core §6.1: sign, then encrypt).
         """
+        signer = self.s.signer
         signing = portal.policy.signing(want_assertions_signed=portal.metadata.want_assertions_signed)
-        if assertion_id and signing.assertion:
-            xml = self.s.signer.sign_xml(xml, reference_id=assertion_id)
-        if assertion_id and encrypt_to is not None:
-            xml = encrypt_element(document=xml, element_id=assertion_id, certificate_pem=encrypt_to,
-                                  recipient=portal.entity_id)
-        if signing.response or not assertion_id:
-            xml = self.s.signer.sign_xml(xml, reference_id=response_id)
-        return xml
+        if assertion is not None and signing.assertion:
+            signer.sign_element(assertion)
+        if assertion is not None and encrypt_to is not None:
+            xml = encrypt_element(document=serialize(response), element_id=assertion.get("ID"),
+                                  certificate_pem=encrypt_to, recipient=portal.entity_id)
+            if signing.response:
+                xml = signer.sign_xml(xml, reference_id=response.get("ID"))
+            return xml
+        if signing.response or assertion is None:
+            signer.sign_element(response)
+        return serialize(response)
 
     @staticmethod
     def _encryption_cert(portal) -> bytes | None:
@@ -193,7 +198,10 @@ class SsoService:
         elif subject_format == NAMEID_PERSISTENT:
             nameid = pairwise_id(secret=self.s.pairwise_secret, sp_entity_id=portal.entity_id, fedid=person.fedid)
         else:
-            nameid = new_id()
+            # Transient (SAML core §8.3.8): random, and the same for this portal for the
+            # rest of the session, so that a new response leaves the stored session as it is.
+            previous = session.subjects.get(portal.entity_id)
+            nameid = previous[0] if previous and previous[1] == subject_format else new_id()
         facts = AssertionFacts(
             nameid=nameid, nameid_format=subject_format,
             attributes=release(available=available, allowed=policy.attributes),
@@ -201,15 +209,13 @@ class SsoService:
             context_class=self.s.levels.stated_class(level=login.level, key=login.key,
                                                      class_refs=request.context_refs,
                                                      comparison=request.comparison))
-        assertion_id = new_id()
+        _, response = response_tree(idp_entity_id=self.s.settings.entity_id, acs_url=request.acs_url,
+                                    in_response_to=request.request_id, now=now)
         assertion = build_assertion(
             idp_entity_id=self.s.settings.entity_id, sp_entity_id=portal.entity_id, acs_url=request.acs_url,
             in_response_to=request.request_id, facts=facts, now=now, lifetime=self.lifetime, skew=self.skew,
-            assertion_id=assertion_id)
-        response_id, xml = build_response(idp_entity_id=self.s.settings.entity_id, acs_url=request.acs_url,
-                                          in_response_to=request.request_id, now=now, assertion=assertion)
-        xml = self._sign(xml, response_id=response_id, assertion_id=assertion_id, portal=portal,
-                         encrypt_to=encrypt_to)
+            assertion_id=new_id(), parent=response)
+        xml = self._sign(response, assertion=assertion, portal=portal, encrypt_to=encrypt_to)
         self.s.sessions.add_portal(session, portal.entity_id, subject=(nameid, facts.nameid_format))
         self.s.audit.record("sso.reuse" if reused else "saml.response", portal=portal.entity_id,
                             person_fedid=person.fedid, key=login.key, level=login.level,
@@ -220,11 +226,11 @@ class SsoService:
     def respond_error(self, *, request: AuthnRequestData, portal, error: errors.SesameError,
                       relay_state: str | None) -> PostForm:
         """A signed error status, only ever to a consumer URL the registry vouches for."""
-        response_id, xml = build_response(
+        _, response = response_tree(
             idp_entity_id=self.s.settings.entity_id, acs_url=request.acs_url,
             in_response_to=request.request_id, now=self.s.clock.now(),
             status=error.saml_top, sub_status=error.saml_status)
-        xml = self._sign(xml, response_id=response_id, assertion_id=None, portal=portal)
+        xml = self._sign(response, portal=portal)
         self.s.audit.record("saml.response", result=error.code, portal=portal.entity_id,
                             request_id=request.request_id)
         return PostForm(request.acs_url, encode_post(xml), relay_state)

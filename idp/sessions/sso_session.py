@@ -124,8 +124,14 @@ class SsoSessions:
 
         Compare-and-set on the store, retried: two responses of one session at
         once (two tabs) both keep their portal, and a session ended meanwhile
-        stays ended.
+        stays ended.  Nothing is read or written when ``session`` (as read for
+        this request) already records the portal with this subject: the usual
+        case of a single sign-on to a portal seen before in the session.
         """
+        if entity_id in session.portals and (subject is None or session.subjects.get(entity_id) == list(subject)):
+            # The session as read for this request already records it: nothing to write, no
+            # store round trip (a session's portals only grow; an ended one stays ended).
+            return
         if entity_id not in session.portals:
             session.portals.append(entity_id)
         if subject is not None:

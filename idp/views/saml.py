@@ -3,10 +3,17 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, redirect, request, session, url_for
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Response, current_app, g, redirect, request, session, url_for
+from flask_babel import get_locale
+from markupsafe import escape
 
 from idp import errors
+from idp.app.i18n import current_language
+from idp.journeys.answers import PostToPortal
 from idp.saml.bindings import BINDING_POST, BINDING_REDIRECT, check_relay_state
+from idp.saml.sso import PostForm
 from idp.views.http import engine, http_input, logout_step, render, services
 
 log = logging.getLogger("sesame.saml")
@@ -54,8 +61,11 @@ def sso():
         # A cross-site POST carries no SameSite=Lax cookie: park the request and
         # come back by a top-level GET, which does, before looking at the session.
         return render(engine().park(request=saml_request, portal=portal, relay_state=relay_state))
-    return render(engine().portal_request(request=saml_request, portal=portal, relay_state=relay_state,
-                                          http=http_input(create_browser=True)))
+    answer = engine().portal_request(request=saml_request, portal=portal, relay_state=relay_state,
+                                     http=http_input(create_browser=True))
+    if isinstance(answer, PostToPortal) and answer.new_sid is None:
+        return autopost_page(answer.form)
+    return render(answer)
 
 
 @bp.get("/resume")
@@ -82,3 +92,54 @@ def slo():
 @bp.get("/slo/next")
 def slo_next():
     return logout_step(request.args.get("run"))
+
+
+# Stand-ins rendered once per (language, field, RelayState or not), replaced by the escaped values.
+_ACTION, _MESSAGE, _RELAY = "\x1eaction\x1e", "\x1emessage\x1e", "\x1erelay\x1e"
+
+
+def autopost_page(form) -> Response:
+    """The autopost page of an answer from the SSO session (the hot path of single sign-on).
+
+    The template of ``idp.views.http.autopost``, rendered once per language,
+    field and presence of RelayState with stand-ins for the values, then
+    filled with the values escaped as Jinja's autoescape escapes them
+    (``markupsafe.escape``).  Flask's context processors are not run (they
+    would load the session's person for the account pages' header): the page
+    shows nothing but the form.  The security headers come from
+    ``after_request`` as for every page; ``form-action`` allows the consumer
+    URL's origin only.
+    """
+    parts = urlsplit(form.action)
+    g.form_targets = [f"{parts.scheme}://{parts.netloc}"]
+    config = current_app.config  # the language flask-babel would choose, without parsing a babel Locale
+    lang = current_language(config["SESAME_LANGUAGES"], config["BABEL_DEFAULT_LOCALE"])
+    pages = current_app.extensions.setdefault("sesame.autopost", {})
+    key = (lang, form.field, form.relay_state is not None)
+    pieces = pages.get(key)
+    if pieces is None:
+        template = current_app.jinja_env.get_template("autopost.html")
+        stand_in = PostForm(_ACTION, _MESSAGE, _RELAY if form.relay_state is not None else None, form.field)
+        page = template.render(form=stand_in, lang=str(get_locale()), static_prefix=url_for("static", filename=""))
+        pieces = pages[key] = _split(page)
+    values = {_ACTION: form.action, _MESSAGE: form.message, _RELAY: form.relay_state}
+    body = "".join(piece if i % 2 == 0 else str(escape(values[piece])) for i, piece in enumerate(pieces))
+    return Response(body, mimetype="text/html")
+
+
+def _split(page: str) -> list[str]:
+    """Text and stand-ins alternating: [text, stand-in, text, ...]."""
+    pieces = [page]
+    for mark in (_ACTION, _MESSAGE, _RELAY):
+        out = []
+        for i, piece in enumerate(pieces):
+            if i % 2:
+                out.append(piece)
+                continue
+            chunks = piece.split(mark)
+            for j, chunk in enumerate(chunks):
+                if j:
+                    out.append(mark)
+                out.append(chunk)
+        pieces = out
+    return pieces
