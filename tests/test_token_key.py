@@ -14,6 +14,7 @@ import html
 import io
 import json
 import math
+from pathlib import Path
 import re
 import time
 from dataclasses import dataclass, replace
@@ -577,3 +578,22 @@ def test_my_keys_shows_the_codes_left_and_offers_a_new_card(world):
     note = re.search(r'id="note-token">([^<]+)<', html)
     assert note and "24" in note[1]
     assert 'id="renew-token"' in html and 'id="activate-token"' not in html
+
+
+def test_the_card_pdf_is_made_in_every_language_and_for_any_name():
+    """The core fonts' Latin-1 lacks the translations' typographic quotes and
+    letters such as Ł: they are made plain instead of failing the card."""
+    from flask import Flask
+    from flask_babel import Babel, force_locale
+
+    from adapters.token.card import card_pdf, new_codes, new_serial, printable
+
+    assert printable("„Mijn” — Łukasz…") == '"Mijn" - Lukasz...'
+    app = Flask(__name__)
+    Babel(app, default_translation_directories=str(Path(__file__).parents[1] / "idp" / "translations"))
+    codes = new_codes()
+    with app.app_context():
+        for lang in ("fr", "nl", "de", "en"):
+            with force_locale(lang):
+                pdf = card_pdf(codes, new_serial(), holder="Łukasz Wójcik-Ørsted")
+            assert pdf.startswith(b"%PDF") and pdf_codes(pdf) == dict(enumerate(codes, start=1))

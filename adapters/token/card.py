@@ -12,6 +12,7 @@ mailed once, and on the page shown once.
 from __future__ import annotations
 
 import secrets
+import unicodedata
 
 from flask_babel import gettext as _
 from fpdf import FPDF
@@ -64,25 +65,47 @@ def fingerprints(sealer, person_fedid: str, serial: str, codes: list[str]) -> di
             for n, code in enumerate(codes, start=1)}
 
 
+# What the translations use and Latin-1 lacks (typographic quotes and dashes), and
+# letters of names that no decomposition brings back to Latin-1.
+_TYPOGRAPHIC = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2018": "'", "\u2019": "'",
+                              "\u201a": "'", "\u2013": "-", "\u2014": "-", "\u2026": "...",
+                              "Ł": "L", "ł": "l", "Đ": "D", "đ": "d", "Œ": "OE", "œ": "oe", "ı": "i"})
+
+
+def printable(text: str) -> str:
+    """``text`` in the core fonts' Latin-1: typographic marks made plain, other
+    letters without their accents (``Ł`` → ``L``), what is left as ``?``."""
+    out = []
+    for ch in str(text).translate(_TYPOGRAPHIC):
+        try:
+            ch.encode("latin-1")
+            out.append(ch)
+        except UnicodeEncodeError:
+            plain = unicodedata.normalize("NFKD", ch).encode("latin-1", "ignore").decode("latin-1")
+            out.append(plain or "?")
+    return "".join(out)
+
+
 def card_pdf(codes: list[str], serial: str, *, holder: str) -> bytes:
     """The printable card (A4), in the current locale's language.
 
-    Helvetica and Courier, the PDF core fonts: Latin-1 covers French, Dutch,
-    German and English, and nothing is embedded.
+    Helvetica and Courier, the PDF core fonts: nothing is embedded, and their
+    Latin-1 covers French, Dutch, German and English once the translations'
+    typographic marks are made plain (:func:`printable`).
     """
     pdf = FPDF(format="A4")
-    pdf.set_title(_("Carte de codes de sécurité"))   # metadata: never a code
+    pdf.set_title(printable(_("Carte de codes de sécurité")))   # metadata: never a code
     pdf.set_author("Sésame")
     pdf.add_page()
     pdf.set_font("Helvetica", "B", 18)
-    pdf.cell(0, 12, _("Sésame - Carte de codes de sécurité (token)"), new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 12, printable(_("Sésame - Carte de codes de sécurité (token)")), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", "", 11)
-    pdf.cell(0, 7, _("Titulaire : %(name)s", name=holder), new_x="LMARGIN", new_y="NEXT")
-    pdf.cell(0, 7, _("Carte n° %(serial)s", serial=serial), new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 7, printable(_("Titulaire : %(name)s", name=holder)), new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 7, printable(_("Carte n° %(serial)s", serial=serial)), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
-    pdf.multi_cell(0, 6, _("Lors de chaque identification, après votre nom d'utilisateur et votre mot de passe, "
-                           "Sésame vous demande le code d'un numéro de cette carte. Chaque code ne sert "
-                           "qu'une fois."), new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(0, 6, printable(_("Lors de chaque identification, après votre nom d'utilisateur et votre mot de "
+                                     "passe, Sésame vous demande le code d'un numéro de cette carte. Chaque code ne "
+                                     "sert qu'une fois.")), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
     width = (pdf.w - pdf.l_margin - pdf.r_margin) / COLUMNS
     rows = CARD_SIZE // COLUMNS
@@ -96,9 +119,9 @@ def card_pdf(codes: list[str], serial: str, *, holder: str) -> bytes:
         pdf.ln(11)
     pdf.ln(5)
     pdf.set_font("Helvetica", "", 10)
-    pdf.multi_cell(0, 5, _("Conservez cette carte en lieu sûr et ne la communiquez à personne : Sésame ne vous "
-                           "demandera jamais vos codes par téléphone ni par e-mail. Quand il ne vous reste "
-                           "que quelques codes, commandez une nouvelle carte dans « Mes clés numériques »."),
-                   new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(0, 5, printable(_("Conservez cette carte en lieu sûr et ne la communiquez à personne : Sésame ne "
+                                     "vous demandera jamais vos codes par téléphone ni par e-mail. Quand il ne vous "
+                                     "reste que quelques codes, commandez une nouvelle carte dans « Mes clés "
+                                     "numériques ».")), new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
 
