@@ -35,6 +35,7 @@ from flask_babel import lazy_gettext as _l
 
 from adapters.base import AuthResult, Challenge, Failure, Outcome, Redirect, Subject, SubjectKind, Success
 from adapters.lockout import minutes
+from adapters.port_errors import DeliveryFailed
 from adapters.one_time_code import BAD_CODE, RESEND_TOO_SOON, TOO_MANY_ATTEMPTS, CodePolicy
 from adapters.security_code import CODE_TEMPLATE, CodeVerdict, SecurityCodeKey, SecurityCodeSettings
 from adapters.settings import SettingsError
@@ -131,9 +132,7 @@ class SentCodeKey(SecurityCodeKey):
             return Refusal(issued.error, {"minutes": minutes(issued.retry_after)}, 429)
         try:
             self.deliver(ctx.ports, to, issued.code, registration=registration)
-        except RuntimeError as exc:
-            # idp.messaging.DeliveryFailed subclasses RuntimeError: caught by its base
-            # because keys do not import idp.  Nobody has this code: it is withdrawn.
+        except DeliveryFailed as exc:  # nobody has this code: it is withdrawn
             codes.cancel(challenge)
             self._audit(ctx, "code.delivery_failed", DELIVERY_FAILED, person_fedid=person_fedid,
                         registration=registration, to=self.mask(to), reason=str(exc)[:200])

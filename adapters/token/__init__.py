@@ -43,10 +43,11 @@ from flask_babel import force_locale, gettext as _, lazy_gettext as _l
 from adapters.base import AuthResult, Challenge, Failure, Outcome, Redirect, Subject, SubjectKind, Success
 from adapters.lockout import Lockout
 from adapters.masking import mask_email
+from adapters.port_errors import DeliveryFailed, SealBroken, UsernameUnavailable
 from adapters.security_code import MAX_PASSWORD, CodeVerdict, SecurityCodeKey, SecurityCodeSettings
+from adapters.wizard import reached_step
 from adapters.settings import SettingsError
 from adapters.token import card as cards
-from idp.people.sealing import SealBroken
 
 log = logging.getLogger("sesame.keys.token")
 BRUSSELS = ZoneInfo("Europe/Brussels")
@@ -216,9 +217,9 @@ class TokenAdapter(SecurityCodeKey):
         with force_locale(lang):
             try:
                 if contact is None or not contact.mail:
-                    raise RuntimeError("no e-mail address on record")
+                    raise DeliveryFailed("no e-mail address on record")
                 self._mail_card(ports, contact, codes, serial)
-            except RuntimeError as exc:  # idp.messaging.DeliveryFailed included: the printed page remains
+            except DeliveryFailed as exc:  # the printed page remains
                 ports.audit.record("token.card_not_mailed", result=DELIVERY_FAILED, key=self.id,
                                    person_fedid=person_fedid, serial=serial, reason=str(exc)[:200])
         return codes
@@ -261,14 +262,9 @@ class TokenAdapter(SecurityCodeKey):
         return self._page(ctx, ORDER)
 
     def activation_action(self, ctx, step: str) -> Outcome:
-        if ctx.person_fedid is None:
-            return Failure("activation_level")
-        number = STEPS.get(step)
-        if number is None:
-            return Failure("unknown_step")
-        # Order enforced from the state: a step not reached yet (a forged URL or post) is refused.
-        if number > ctx.state.get("reached", 0):
-            return Failure("step_order")
+        number = reached_step(ctx, step, STEPS)
+        if isinstance(number, Failure):
+            return number
         if ctx.method != "POST":
             return self._page(ctx, number)
         if number == ORDER:
@@ -287,7 +283,7 @@ class TokenAdapter(SecurityCodeKey):
         codes, serial = cards.new_codes(), cards.new_serial()
         try:
             self._mail_card(ports, contact, codes, serial)
-        except RuntimeError as exc:  # idp.messaging.DeliveryFailed: nobody has this card, it is dropped
+        except DeliveryFailed as exc:  # nobody has this card: it is dropped
             self._audit(ctx, "code.delivery_failed", DELIVERY_FAILED, person_fedid=fedid,
                         to=mask_email(contact.mail), reason=str(exc)[:200])
             return self._page(ctx, ORDER, error=DELIVERY_FAILED, status=503)
@@ -301,7 +297,6 @@ class TokenAdapter(SecurityCodeKey):
 
     def _confirm(self, ctx) -> Outcome:
         """The code of one position, proving the card reached the citizen; the only write."""
-        from idp.people.credentials import UsernameUnavailable  # idp imports adapters: not at import time
 
         ports, fedid = ctx.ports, ctx.person_fedid
         card = self._card(ctx)

@@ -37,8 +37,9 @@ from flask_babel import lazy_gettext as _l
 
 from adapters.base import AuthResult, Challenge, Failure, Outcome, Redirect, Subject, SubjectKind, Success
 from adapters.contacts import email_address
+from adapters.port_errors import SealBroken, UsernameUnavailable
 from adapters.security_code import MAX_PASSWORD, CodeVerdict, SecurityCodeKey, SecurityCodeSettings
-from idp.people.sealing import SealBroken
+from adapters.wizard import reached_step
 
 log = logging.getLogger("sesame.keys.totp")
 
@@ -157,14 +158,9 @@ class TotpAdapter(SecurityCodeKey):
         return self._page(ctx, CONTACT)
 
     def activation_action(self, ctx, step: str) -> Outcome:
-        if ctx.person_fedid is None:
-            return Failure("activation_level")
-        number = STEPS.get(step)
-        if number is None:
-            return Failure("unknown_step")
-        # Order enforced from the state: a step not reached yet (a forged URL or post) is refused.
-        if number > ctx.state.get("reached", 0):
-            return Failure("step_order")
+        number = reached_step(ctx, step, STEPS)
+        if isinstance(number, Failure):
+            return number
         if number == ACCOUNT and not self._needs_password(ctx):
             return Failure("step_order")
         if ctx.method != "POST":
@@ -223,9 +219,6 @@ class TotpAdapter(SecurityCodeKey):
 
     def _finish(self, ctx, new_password, *, username: str = "") -> Outcome:
         """Confirmation: the one write that makes the key active (and the password, if chosen)."""
-        # Imported here: idp.people.credentials imports the adapters package (a cycle at import time).
-        from idp.people.credentials import UsernameUnavailable
-
         ports, fedid = ctx.ports, ctx.person_fedid
         if "step" not in ctx.state or "seed" not in ctx.state:
             return Failure("step_order")

@@ -8,5 +8,4 @@ can tell the citizen instead of waiting for a code that never comes.
 from __future__ import annotations
 
 
-class DeliveryFailed(RuntimeError):
-    """The mail server or SMS gateway did not take the message."""
+from adapters.port_errors import DeliveryFailed  # noqa: F401 (raised by the backends, caught by keys)

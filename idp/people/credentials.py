@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from adapters.port_errors import UsernameUnavailable  # noqa: F401 (raised here, caught by keys and views)
 from adapters.rate_limit import HashGate, Limits
 from idp.people import password_policy, usernames
 from idp.people.hashing import SecretHasher
@@ -38,14 +39,6 @@ class PasswordRules:
 
     min_length: int = password_policy.DEFAULT_MIN_LENGTH
     lifetime_days: int = 730  # 0: passwords never expire
-
-
-class UsernameUnavailable(ValueError):
-    """A new username that cannot be one, or is someone else's: ``code`` says which."""
-
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
-        self.code = code
 
 
 @dataclass(frozen=True)

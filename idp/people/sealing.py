@@ -21,12 +21,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from adapters.port_errors import SealBroken  # noqa: F401 (raised here, caught by keys)
+
 PREFIX = "v1."
 NONCE_BYTES = 12
-
-
-class SealBroken(ValueError):
-    """A sealed value that does not open: altered, for another owner, or under another key."""
 
 
 class Sealer:
