@@ -82,3 +82,39 @@ format = "text"
 {extra}
 """, encoding="utf-8")
     return path
+
+
+# --- RSA keys: generated once per size, handed out in turn ------------------------------
+POOL_SIZE = 8  # distinct keys per size: the IdP and each portal of one test get different ones
+
+
+@pytest.fixture(autouse=True, scope="session")
+def pooled_rsa_keys():
+    """Every test builds a Sésame and its portals, each with fresh RSA keys (3072 bits
+    for a portal: about 0.25 s each).  Real keys still, from a pool made once per
+    size and handed out in turn, so that consecutive keys (the IdP's, each portal's)
+    differ; only the time to make them is saved.  Applies in this process (a
+    ``sesame`` subprocess makes its own)."""
+    import itertools
+
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    real = rsa.generate_private_key
+    pools: dict[tuple[int, int], itertools.cycle] = {}
+    made: dict[tuple[int, int], list] = {}
+
+    def pooled(public_exponent, key_size, backend=None):
+        size = (public_exponent, key_size)
+        keys = made.setdefault(size, [])
+        if len(keys) < POOL_SIZE:  # the pool fills as keys are asked for
+            keys.append(real(public_exponent=public_exponent, key_size=key_size))
+            return keys[-1]
+        if size not in pools:
+            pools[size] = itertools.cycle(keys)
+        return next(pools[size])
+
+    rsa.generate_private_key = pooled
+    try:
+        yield
+    finally:
+        rsa.generate_private_key = real
