@@ -1,5 +1,7 @@
 """The registration office in a real browser (Debian's chromium through
-Playwright): the officer's registration form after the strong login, then,
+Playwright): the officer's registration form after the strong login, the
+list's "Nouveau code d'activation" and "Nouveau token" buttons, "Renouveler"
+of an active token in "Mes clés numériques"; then,
 in the citizen's own browser, the activation page from the e-mail's link (a
 wrong code first, the attempts left shown), the key choice, the language, the
 terms, username and password, up to the start of the key's wizard; no page
@@ -14,6 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from idp.app.demo import make_nrn
+from idp.journeys.context import Ports
 from idp.office.registry import RegistrationOffice
 from tests.browsers import TIMEOUT_MS
 from tests.live import live_demo
@@ -39,13 +42,10 @@ def demo(tmp_path, smtp_server):
         yield running
 
 
-def test_the_officer_registers_and_the_citizen_starts_the_activation(demo, browser, context):
-    officer = context.new_page()
-    violations = csp_violations(officer)
-    login_strong_in_browser(officer, demo.idp_url, JAN_NRN, next_path=f"/office/{OFFICE}/register")
-    assert officer.locator("#office-name").get_attribute("data-office") == OFFICE
+def register(officer, *, doc_number: str = "19FV12345") -> str:
+    """The officer's registration form, filled as at the counter; the activation code shown once."""
     officer.select_option("#doc_type", "passport")
-    officer.fill("#doc_number", "19FV12345")
+    officer.fill("#doc_number", doc_number)
     officer.fill("#doc_country", "FR")
     officer.fill("#doc_expiry", f"{dt.date.today().year + 5}-06-30")
     officer.fill("#surname", "Mremi")
@@ -58,6 +58,15 @@ def test_the_officer_registers_and_the_citizen_starts_the_activation(demo, brows
     officer.click("#submit")
     officer.wait_for_selector("#activation-code")
     code = officer.locator("#activation-code").inner_text()
+    return code
+
+
+def test_the_officer_registers_and_the_citizen_starts_the_activation(demo, browser, context):
+    officer = context.new_page()
+    violations = csp_violations(officer)
+    login_strong_in_browser(officer, demo.idp_url, JAN_NRN, next_path=f"/office/{OFFICE}/register")
+    assert officer.locator("#office-name").get_attribute("data-office") == OFFICE
+    code = register(officer)
     assert re.fullmatch(r"[A-Z0-9]{5}( [A-Z0-9]{5}){3}", code)
     officer.click("#to-registrations")
     assert officer.locator("#registrations tbody tr").count() == 1
@@ -95,4 +104,58 @@ def test_the_officer_registers_and_the_citizen_starts_the_activation(demo, brows
         assert citizen.locator("#mail").input_value() == MAIL  # the wizard's first step, for this person
     finally:
         citizen_context.close()
+    assert violations == []
+
+
+@pytest.fixture
+def with_token(tmp_path, smtp_server):
+    with live_demo(tmp_path, key_types=KEY_TYPES, keys=strong_keys("password", "token"),
+                   mail=mail_settings(smtp_server)) as running:
+        office = RegistrationOffice.from_services(running.services)
+        office.add_office(OFFICE, "Bureau d'enregistrement de Bruxelles")
+        office.grant(OFFICE, JAN_NRN)
+        running.inbox = smtp_server.inbox
+        yield running
+
+
+def test_the_officer_reissues_a_code_and_a_token_from_the_list(with_token, context):
+    demo = with_token
+    officer = context.new_page()
+    violations = csp_violations(officer)
+    login_strong_in_browser(officer, demo.idp_url, JAN_NRN, next_path=f"/office/{OFFICE}/register")
+    first = register(officer)
+    officer.click("#to-registrations")
+    row = officer.locator("#registrations tbody tr").first
+    rid = row.get_attribute("id").removeprefix("registration-")
+
+    officer.click(f"#reissue-code-{rid}")            # "Nouveau code d'activation"
+    officer.wait_for_selector("#activation-code")
+    second = officer.locator("#activation-code").inner_text()
+    assert re.fullmatch(r"[A-Z0-9]{5}( [A-Z0-9]{5}){3}", second) and second != first
+    assert demo.inbox.wait_for(MAIL, count=2)        # a new activation mail with a new link
+
+    officer.click("#to-registrations")
+    officer.click(f"#reissue-token-{rid}")           # "Nouveau token": the card shown once, mailed as a PDF
+    officer.wait_for_selector("#card")
+    shown = [officer.locator(f"#code-{n}").inner_text() for n in (1, 24)]
+    assert all(re.fullmatch(r"[A-Z2-9]{8}", code) for code in shown)
+    assert any(m.attachments for m in demo.inbox.to(MAIL))
+    assert violations == []
+
+
+def test_my_keys_offers_a_new_token_card(with_token, context):
+    """"Renouveler" on an active token starts the token's wizard again (a new card)."""
+    demo = with_token
+    page = context.new_page()
+    violations = csp_violations(page)
+    login_strong_in_browser(page, demo.idp_url, JAN_NRN)
+    assert page.locator("#activate-token").is_visible() and page.locator("#renew-token").count() == 0
+    fedid = demo.services.credentials.find(key="password", username="jan.peeters").person_fedid
+    adapter = demo.services.adapters["token"]  # a card already active, as an office gives it
+    adapter.issue_card(Ports(adapter.id, demo.services.ports, adapter.ports), fedid, lang="fr")
+    page.goto(f"{demo.idp_url}/account/keys")
+    assert page.locator("#activate-token").count() == 0
+    assert "24" in page.locator("#note-token").inner_text()
+    page.click("#renew-token")                       # "Renouveler"
+    page.wait_for_url(f"{demo.idp_url}/login/token/?*")
     assert violations == []
