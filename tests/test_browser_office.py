@@ -4,7 +4,8 @@ list's "Nouveau code d'activation" and "Nouveau token" buttons, "Renouveler"
 of an active token in "Mes clés numériques"; then,
 in the citizen's own browser, the activation page from the e-mail's link (a
 wrong code first, the attempts left shown), the key choice, the language, the
-terms, username and password, up to the start of the key's wizard; no page
+terms, username and password, the key's wizard, and the page saying the
+citizen was logged out; no page
 breaks its Content-Security-Policy.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ import datetime as dt
 import re
 from urllib.parse import urlsplit
 
+import pyotp
 import pytest
 
 from idp.app.demo import make_nrn
@@ -102,6 +104,18 @@ def test_the_officer_registers_and_the_citizen_starts_the_activation(demo, brows
         citizen.wait_for_url(f"{demo.idp_url}/login/totp/**")
         assert urlsplit(citizen.url).path.startswith("/login/totp/")
         assert citizen.locator("#mail").input_value() == MAIL  # the wizard's first step, for this person
+        citizen.click("#submit")                           # Coordonnées
+        citizen.locator("#apps").wait_for()
+        citizen.click("#submit")                           # Installer une application mobile
+        secret = citizen.locator("#secret").inner_text().replace(" ", "")
+        citizen.fill("#code", pyotp.TOTP(secret).now())
+        citizen.click("#submit")                           # the username + password came with the code
+        citizen.wait_for_url(f"{demo.idp_url}/office/activation/done")
+        assert citizen.locator("#activated").get_attribute("data-key") == "totp"
+        assert citizen.locator("#logged-out").is_visible()  # "vous avez été automatiquement déconnecté(e)"
+        citizen.click("#to-keys")
+        citizen.wait_for_url(f"{demo.idp_url}/account/keys")
+        assert citizen.locator("#login-strong").is_visible()  # no session: the guide logs the citizen out
     finally:
         citizen_context.close()
     assert violations == []
