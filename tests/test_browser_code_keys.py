@@ -48,6 +48,8 @@ def activate_sent_code_key(page, demo, key: str, address: str, inbox, typed: str
     page.fill("#address", typed or address)
     page.click("#submit")
     page.locator("#code").wait_for()
+    page.click("#resend")                 # "Envoyer un nouveau code", too soon after the first
+    assert page.locator("#error").get_attribute("data-code") == "resend_too_soon"
     page.fill("#code", inbox.last_code(address))
     page.click("#submit")
     page.locator("#sent-to").wait_for()  # "... est vérifié(e). Cliquez sur Activer"

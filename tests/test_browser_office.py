@@ -91,6 +91,12 @@ def test_the_officer_registers_and_the_citizen_starts_the_activation(demo, brows
         citizen.click("#submit")
         citizen.wait_for_url(f"{demo.idp_url}/office/activation/key")
         assert citizen.locator("#steps").get_attribute("data-step") == "2"
+        with citizen_context.expect_page() as opened:
+            citizen.click("#terms-page")                   # "Lire les conditions d'usage", in a new tab
+        terms = opened.value
+        terms.wait_for_load_state()
+        assert terms.url == f"{demo.idp_url}/office/terms" and terms.locator("h1").is_visible()
+        terms.close()
         with citizen.expect_download() as download:
             citizen.click("#terms-download")
         assert download.value.suggested_filename.endswith(".txt")
