@@ -22,7 +22,7 @@ from idp.app.services import Services
 from idp.persistence.models import AuditEvent, Person
 from tests.conftest import idp_settings
 from tests.messaging import CODE, mail_settings, sms_settings
-from tests.saml_sp import MON_ESPACE, TestPortal, follow, form_action, form_fields, send
+from tests.saml_sp import MON_ESPACE, TestPortal, audit_events, follow, form_action, form_fields, send
 from tests.standin_keys import KEY_TYPES
 from tests.strong_login import STRONG, login_strong, strong_keys
 
@@ -34,10 +34,6 @@ CODE_SETTINGS = {"max_code_attempts": 4, "max_failures": 50, "sends_per_account"
 TTL, COOLDOWN = 600, 60
 MAX_CODES = CODE_SETTINGS["max_code_attempts"]
 
-
-def error_code(response) -> str | None:
-    found = re.search(r'id="error" data-code="([^"]+)"', response.get_data(as_text=True))
-    return found[1] if found else None
 
 
 class Keys:
@@ -68,8 +64,7 @@ class Keys:
         return self._portals[min_level]
 
     def audit(self, event: str) -> list[AuditEvent]:
-        with self.services.database.session() as s:
-            return list(s.scalars(select(AuditEvent).where(AuditEvent.event == event).order_by(AuditEvent.id)))
+        return audit_events(self.services, event)
 
     def fedid(self, nrn: str = MARIE_NRN) -> str:
         with self.services.database.session() as s:

@@ -33,6 +33,22 @@ def form_action(page: str) -> str:
     return html.unescape(_FORM.search(page)["action"])
 
 
+def error_code(response) -> str | None:
+    """The error code a page shows (``id="error" data-code=...``), None when it shows none."""
+    found = re.search(r'id="error" data-code="([^"]+)"', response.get_data(as_text=True))
+    return found[1] if found else None
+
+
+def audit_events(services, event: str) -> list:
+    """The audit rows of ``event``, oldest first."""
+    from sqlalchemy import select
+
+    from idp.persistence.models import AuditEvent
+
+    with services.database.session() as s:
+        return list(s.scalars(select(AuditEvent).where(AuditEvent.event == event).order_by(AuditEvent.id)))
+
+
 @dataclass
 class Sent:
     request_id: str

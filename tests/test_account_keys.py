@@ -15,7 +15,6 @@ import re
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import select
 
 from idp import create_app
 from idp.app.demo import DEMO_PASSWORD, create_citizens, make_nrn
@@ -24,7 +23,7 @@ from idp.persistence.models import AuditEvent
 from tests.conftest import idp_settings
 from tests.messaging import mail_settings
 from tests.parallel import in_parallel, same_browser
-from tests.saml_sp import follow, form_action, form_fields
+from tests.saml_sp import audit_events, error_code, follow, form_action, form_fields
 from tests.standin_keys import KEY_TYPES
 from tests.strong_login import login_strong, strong_keys
 
@@ -39,8 +38,7 @@ class World:
         self.app, self.services, self.clock, self.inbox = app, services, clock, inbox
 
     def audit(self, event: str) -> list[AuditEvent]:
-        with self.services.database.session() as s:
-            return list(s.scalars(select(AuditEvent).where(AuditEvent.event == event).order_by(AuditEvent.id)))
+        return audit_events(self.services, event)
 
     def fedid(self, username: str = "marie.dupont") -> str:
         return self.services.credentials.find(key="password", username=username).person_fedid
@@ -63,10 +61,6 @@ def world(tmp_path, clock, smtp_server):
     yield made
     made.services.database.dispose()
 
-
-def error_code(response) -> str | None:
-    found = re.search(r'id="error" data-code="([^"]+)"', response.get_data(as_text=True))
-    return found[1] if found else None
 
 
 def csrf(client) -> str:

@@ -15,7 +15,8 @@ import pytest
 from idp.app.demo import DEMO_PASSWORD
 from tests.messaging import sms_settings
 from tests.parallel import in_parallel, same_browser
-from tests.test_account_keys import NEW_PASSWORD, build_world, csrf, error_code, password_login
+from tests.saml_sp import error_code
+from tests.test_account_keys import NEW_PASSWORD, build_world, csrf, password_login
 
 CODES_TO = "marie.codes@example.be"       # where Marie's e-mail code key sends (not her profile address)
 MARIE_MAIL = "marie.dupont@example.be"

@@ -12,12 +12,12 @@ import pytest
 
 from tests.code_keys import (  # noqa: F401 (keys: the fixture)
     CODE_SETTINGS, COOLDOWN, DEMO_PASSWORD, MARIE_MAIL, MARIE_NRN, MAX_CODES, STRONG, TTL, activated_browser,
-    choose, code_of, code_page, count, csrf, error_code, keys, offered, password_step, post_form, resend,
+    choose, code_of, code_page, count, csrf, keys, offered, password_step, post_form, resend,
     start_activation, step_url, strong_browser,
 )
 from tests.messaging import CODE
 from tests.parallel import in_parallel, same_browser
-from tests.saml_sp import autopost_fields, follow, form_action
+from tests.saml_sp import autopost_fields, error_code, follow, form_action
 
 
 # --- the e-mail key ----------------------------------------------------------------------

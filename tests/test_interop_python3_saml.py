@@ -19,7 +19,6 @@ import pytest
 from onelogin.saml2.auth import OneLogin_Saml2_Auth
 from onelogin.saml2.idp_metadata_parser import OneLogin_Saml2_IdPMetadataParser
 from onelogin.saml2.settings import OneLogin_Saml2_Settings
-from sqlalchemy import select
 
 from idp import create_app
 from idp.app.cli import main as sesame
@@ -30,7 +29,7 @@ from idp.persistence.models import AuditEvent
 from idp.app.services import Services
 from keys.generate import generate_key_pair
 from tests.conftest import idp_settings
-from tests.saml_sp import autopost_fields, follow, login_with_password
+from tests.saml_sp import audit_events, autopost_fields, follow, login_with_password
 
 SP_BASE = "http://localhost:18090"
 SP_ENTITY_ID = f"{SP_BASE}/metadata"
@@ -190,8 +189,7 @@ def login(world: World, browser, settings: dict, **login_kwargs):
 
 
 def audit(services, event: str) -> list[AuditEvent]:
-    with services.database.session() as s:
-        return list(s.scalars(select(AuditEvent).where(AuditEvent.event == event).order_by(AuditEvent.id)))
+    return audit_events(services, event)
 
 
 # -- tests -------------------------------------------------------------------------

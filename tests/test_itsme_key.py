@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 import json
-import re
 import stat
 from dataclasses import replace
 from urllib.parse import parse_qs, urlsplit
@@ -29,7 +28,7 @@ from idp.persistence.models import AuditEvent, Person
 from sandbox.itsme import client, create_sandbox_app, state
 from tests.conftest import idp_settings
 from tests.live import HOST, free_port
-from tests.saml_sp import MON_ESPACE, TestPortal, autopost_fields, follow, form_fields, send
+from tests.saml_sp import MON_ESPACE, TestPortal, audit_events, autopost_fields, error_code, follow, form_fields, send
 
 CLIENT_ID = "sesame-test"
 SERVICE = "SESAME_LOGIN"
@@ -73,8 +72,7 @@ class World:
         return self.services.adapters[self.key]
 
     def audit(self, event: str) -> list[AuditEvent]:
-        with self.services.database.session() as s:
-            return list(s.scalars(select(AuditEvent).where(AuditEvent.event == event).order_by(AuditEvent.id)))
+        return audit_events(self.services, event)
 
     def to_provider(self) -> str:
         """Portal → key choice → this key: the URL Sésame sends the browser to."""
@@ -136,10 +134,6 @@ def world(tmp_path, clock, sandbox, key_dir):
     yield w
     w.services.database.dispose()
 
-
-def error_code(response) -> str | None:
-    found = re.search(r'id="error" data-code="([^"]+)"', response.get_data(as_text=True))
-    return found[1] if found else None
 
 
 def request_object(world, url: str) -> dict:

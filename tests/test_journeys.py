@@ -26,7 +26,9 @@ from idp.app.services import Services
 from idp.persistence.models import AuditEvent, Credential, Person
 from tests.conftest import idp_settings
 from tests.parallel import in_parallel, same_browser
-from tests.saml_sp import MON_ESPACE, TestPortal, autopost_fields, follow, form_action, form_fields, send
+from tests.saml_sp import (
+    MON_ESPACE, TestPortal, audit_events, autopost_fields, error_code, follow, form_action, form_fields, send,
+)
 from tests.standin_keys import KEY_TYPES, card_signature, expected_code
 from tests.standin_keys.provider import SECRET, create_provider
 
@@ -49,8 +51,7 @@ class World:
         self.app, self.services, self.portal, self.provider, self.clock = app, services, portal, provider, clock
 
     def audit(self, event: str) -> list[AuditEvent]:
-        with self.services.database.session() as s:
-            return list(s.scalars(select(AuditEvent).where(AuditEvent.event == event).order_by(AuditEvent.id)))
+        return audit_events(self.services, event)
 
     def choose_page(self, browser, **request_kwargs):
         """A portal's AuthnRequest, carried to the key choice; returns the journey id."""
@@ -80,10 +81,6 @@ def world(tmp_path, clock) -> World:
     yield World(create_app(services=services), services, portal, create_provider(), clock)
     services.database.dispose()
 
-
-def error_code(response) -> str | None:
-    found = re.search(r'id="error" data-code="([^"]+)"', response.get_data(as_text=True))
-    return found[1] if found else None
 
 
 # --- (a) out to a provider, back to the fixed return endpoint -----------------------

@@ -33,7 +33,9 @@ from idp.people.directory import check_nrn
 from idp.persistence.models import ActivationCode, AuditEvent, Credential, Person, Registration
 from tests.conftest import idp_settings
 from tests.messaging import mail_settings
-from tests.saml_sp import MON_ESPACE, TestPortal, autopost_fields, follow, form_action, form_fields, send
+from tests.saml_sp import (
+    MON_ESPACE, TestPortal, audit_events, autopost_fields, error_code, follow, form_action, form_fields, send,
+)
 from tests.standin_keys import KEY_TYPES
 from tests.strong_login import login_strong, strong_keys
 
@@ -67,8 +69,7 @@ class World:
     config: Path
 
     def audit(self, event: str) -> list[AuditEvent]:
-        with self.services.database.session() as s:
-            return list(s.scalars(select(AuditEvent).where(AuditEvent.event == event).order_by(AuditEvent.id)))
+        return audit_events(self.services, event)
 
     def count(self, model) -> int:
         with self.services.database.session() as s:
@@ -137,10 +138,6 @@ def world(tmp_path, clock, smtp_server):
 def text(response) -> str:
     return response.get_data(as_text=True)
 
-
-def error_code(response) -> str | None:
-    found = re.search(r'id="error" data-code="([^"]+)"', text(response))
-    return found[1] if found else None
 
 
 def csrf(response) -> str:

@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from idp.persistence.models import ActivationCode, Credential, Person, Registration
 from tests.parallel import in_parallel, same_browser
-from tests.saml_sp import follow
-from tests.test_office import (NAIMA_MAIL, choose, csrf, enter_code, error_code, registered, text,
+from tests.saml_sp import error_code, follow
+from tests.test_office import (NAIMA_MAIL, choose, csrf, enter_code, registered, text,
                                totp_wizard, world)  # noqa: F401 (world: the fixture)
 
 MONTH = 31 * 24 * 3600

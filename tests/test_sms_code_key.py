@@ -14,10 +14,10 @@ import pytest
 
 from tests.messaging import CODE
 from tests.parallel import in_parallel, same_browser
-from tests.saml_sp import autopost_fields, follow, form_action
+from tests.saml_sp import autopost_fields, error_code, follow, form_action
 from tests.code_keys import (  # noqa: F401 (keys: the fixture)
     CODE_SETTINGS, COOLDOWN, DEMO_PASSWORD, MARIE_MAIL, MARIE_NRN, TTL, activated_browser, choose, code_of, code_page,
-    csrf, error_code, keys, offered, password_step, post_form, resend, start_activation, step_url, strong_browser,
+    csrf, keys, offered, password_step, post_form, resend, start_activation, step_url, strong_browser,
 )
 
 NUMBER = "+32470123456"

@@ -26,7 +26,9 @@ from idp.app.services import Services
 from idp.persistence.models import AuditEvent, Credential, Person
 from tests.conftest import idp_settings
 from tests.parallel import in_parallel, same_browser
-from tests.saml_sp import FSE, MON_ESPACE, TestPortal, autopost_fields, follow, form_action, form_fields, send
+from tests.saml_sp import (
+    FSE, MON_ESPACE, TestPortal, audit_events, autopost_fields, error_code, follow, form_action, form_fields, send,
+)
 from tests.standin_keys import KEY_TYPES
 from tests.strong_login import login_strong, strong_keys
 
@@ -43,8 +45,7 @@ class World:
     clock: object
 
     def audit(self, event: str) -> list[AuditEvent]:
-        with self.services.database.session() as s:
-            return list(s.scalars(select(AuditEvent).where(AuditEvent.event == event).order_by(AuditEvent.id)))
+        return audit_events(self.services, event)
 
     def credentials(self, key: str, fedid: str) -> list[Credential]:
         with self.services.database.session() as s:
@@ -99,10 +100,6 @@ def world(make_world) -> World:
 def text(response) -> str:
     return response.get_data(as_text=True)
 
-
-def error_code(response) -> str | None:
-    found = re.search(r'id="error" data-code="([^"]+)"', text(response))
-    return found[1] if found else None
 
 
 def submit(browser, response, **fields):
