@@ -26,7 +26,9 @@ import pytest
 import redis
 
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
-REDIS_HOST, REDIS_PORT, REDIS_TEST_DB = "127.0.0.1", 6379, 15
+# SESAME_TEST_REDIS_DB lets two suites run side by side without flushing each other.
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+REDIS_TEST_DB = int(os.environ.get("SESAME_TEST_REDIS_DB", "15"))
 FROZEN_START = 1_700_000_000.0  # far from real time, on purpose (see idp.persistence.store.redis)
 
 
@@ -219,7 +221,7 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    """Redis database 15 of the test server, flushed at start and end."""
+    """Redis database 15 (or SESAME_TEST_REDIS_DB) of the test server, flushed at start and end."""
     try:
         url = f"{ensure_redis()}/{REDIS_TEST_DB}"
     except ServiceUnavailable as exc:
