@@ -172,6 +172,23 @@ def test_replace_keeps_the_expiry(store: StateStore, clock: FrozenClock) -> None
     assert store.get("journey") is None
 
 
+def test_replace_with_ttl_moves_the_expiry(store: StateStore, clock: FrozenClock) -> None:
+    """An SSO session used is extended (idle timeout): the value and a new expiry in one write."""
+    store.put("session", {"seen": 0}, ttl=10)
+    clock.advance(8)
+    assert store.replace("session", {"seen": 8}, expected={"seen": 0}, ttl=10) is True
+    assert (store.get("session"), store.ttl("session")) == ({"seen": 8}, 10)
+    if isinstance(store, RedisStore):  # Redis's own cleanup TTL follows
+        assert store.redis.pttl("sesame:session") > 10_000
+    assert store.replace("session", {"seen": 9}, expected={"seen": 0}, ttl=60) is False  # another value
+    assert store.ttl("session") == 10
+    clock.advance(9.9)
+    assert store.get("session") == {"seen": 8}
+    clock.advance(0.1)
+    assert store.get("session") is None
+    assert store.replace("session", {"seen": 18}, ttl=10) is False  # a dead entry is not revived
+
+
 def test_replace_never_creates_an_entry(store: StateStore, clock: FrozenClock) -> None:
     assert store.replace("absent", 1) is False
     assert store.replace("absent", 1, expected=1) is False

@@ -52,6 +52,7 @@ class AssertionFacts:
     session_index: str
     context_class: str
     authenticating_authority: str | None = None
+    session_not_on_or_after: float | None = None  # the SSO session's absolute end (SAML core §2.7.2)
 
 
 def _issuer(parent, entity_id: str) -> None:
@@ -79,6 +80,8 @@ def build_assertion(*, idp_entity_id: str, sp_entity_id: str, acs_url: str, in_r
     _sub(_sub(conditions, _A + "AudienceRestriction"), _A + "Audience").text = sp_entity_id
     statement = _sub(assertion, _A + "AuthnStatement", AuthnInstant=instant(facts.authn_instant),
                      SessionIndex=facts.session_index)
+    if facts.session_not_on_or_after is not None:
+        statement.set("SessionNotOnOrAfter", instant(facts.session_not_on_or_after))
     context = _sub(statement, _A + "AuthnContext")
     _sub(context, _A + "AuthnContextClassRef").text = facts.context_class
     if facts.authenticating_authority:

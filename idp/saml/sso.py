@@ -206,6 +206,7 @@ class SsoService:
             nameid=nameid, nameid_format=subject_format,
             attributes=release(available=available, allowed=policy.attributes),
             authn_instant=login.authn_instant, session_index=session.index,
+            session_not_on_or_after=session.ends(self.s.sessions.lifetime),
             context_class=self.s.levels.stated_class(level=login.level, key=login.key,
                                                      class_refs=request.context_refs,
                                                      comparison=request.comparison))
@@ -216,7 +217,8 @@ class SsoService:
             in_response_to=request.request_id, facts=facts, now=now, lifetime=self.lifetime, skew=self.skew,
             assertion_id=new_id(), parent=response)
         xml = self._sign(response, assertion=assertion, portal=portal, encrypt_to=encrypt_to)
-        self.s.sessions.add_portal(session, portal.entity_id, subject=(nameid, facts.nameid_format))
+        self.s.sessions.add_portal(session, portal.entity_id, subject=(nameid, facts.nameid_format),
+                                   key=login.key, level=login.level)
         self.s.audit.record("sso.reuse" if reused else "saml.response", portal=portal.entity_id,
                             person_fedid=person.fedid, key=login.key, level=login.level,
                             request_id=request.request_id, signed_request=request.signed,

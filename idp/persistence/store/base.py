@@ -82,8 +82,10 @@ class StateStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def replace(self, key: str, value: JSONValue, *, expected: JSONValue | None = None) -> bool:
-        """Replace the live value under ``key`` with ``value``, keeping its expiry.
+    def replace(self, key: str, value: JSONValue, *, expected: JSONValue | None = None,
+                ttl: int | None = None) -> bool:
+        """Replace the live value under ``key`` with ``value``, keeping its expiry
+        (or giving it ``ttl`` seconds from now, when given: a session used is extended).
 
         With ``expected``, only when the current value equals it (compare-and-set;
         values compared by their canonical JSON encoding).  False, and nothing
@@ -93,8 +95,8 @@ class StateStore(abc.ABC):
         differ from ``expected``: the winner's write is what makes the others fail).
 
         Never creates an entry, so a key that was deleted, popped or has expired
-        stays absent (a finished login journey cannot come back), and never
-        moves the expiry: only ``put``, ``add`` and ``incr`` set it.
+        stays absent (a finished login journey cannot come back), and moves the
+        expiry only when ``ttl`` is given.
         """
 
     @abc.abstractmethod

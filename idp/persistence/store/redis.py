@@ -41,14 +41,18 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 """
 
-# KEYS[1] key; ARGV: value, now[, expected value].
-# Only a live entry is rewritten, and only its 'v': 'e' and Redis's own TTL stay
-# as they were (no HSET on a dead key, which would recreate it without a TTL).
+# KEYS[1] key; ARGV: value, now, expected value or '', new expires_at or '', real ttl in ms or ''.
+# Only a live entry is rewritten (no HSET on a dead key, which would recreate it
+# without a TTL); its 'e' and Redis's own TTL move only when a new expiry is given.
 _REPLACE_LUA = """
 local e = tonumber(redis.call('HGET', KEYS[1], 'e'))
 if not e or e <= tonumber(ARGV[2]) then return 0 end
-if ARGV[3] and redis.call('HGET', KEYS[1], 'v') ~= ARGV[3] then return 0 end
+if ARGV[3] ~= '' and redis.call('HGET', KEYS[1], 'v') ~= ARGV[3] then return 0 end
 redis.call('HSET', KEYS[1], 'v', ARGV[1])
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[1], 'e', ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+end
 return 1
 """
 
@@ -114,10 +118,11 @@ class RedisStore(StateStore):
         now = self.clock.now()
         return int(self._incr_script(keys=[full], args=[repr(now + ttl), repr(now), real_ms]))
 
-    def replace(self, key: str, value: JSONValue, *, expected: JSONValue | None = None) -> bool:
-        args = [self._encode(value), repr(self.clock.now())]
-        if expected is not None:
-            args.append(self._encode(expected))
+    def replace(self, key: str, value: JSONValue, *, expected: JSONValue | None = None,
+                ttl: int | None = None) -> bool:
+        now = self.clock.now()
+        args = [self._encode(value), repr(now), "" if expected is None else self._encode(expected),
+                "" if ttl is None else repr(now + ttl), "" if ttl is None else self._real_ttl_ms(ttl)]
         return bool(self._replace_script(keys=[self._key(key)], args=args))
 
     def ttl(self, key: str) -> int | None:

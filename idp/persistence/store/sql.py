@@ -73,6 +73,10 @@ _SQL = {
     "replace": 'UPDATE state_entry SET value = %(value)s WHERE "key" = %(key)s AND expires_at > %(now)s',
     "replace_expected": 'UPDATE state_entry SET value = %(value)s '
                         'WHERE "key" = %(key)s AND expires_at > %(now)s AND value = %(expected)s',
+    "replace_ttl": 'UPDATE state_entry SET value = %(value)s, expires_at = %(expires_at)s '
+                   'WHERE "key" = %(key)s AND expires_at > %(now)s',
+    "replace_expected_ttl": 'UPDATE state_entry SET value = %(value)s, expires_at = %(expires_at)s '
+                            'WHERE "key" = %(key)s AND expires_at > %(now)s AND value = %(expected)s',
     "ttl": 'SELECT expires_at FROM state_entry WHERE "key" = %(key)s',
 }
 _PYFORMAT = re.compile(r"%\((\w+)\)s")
@@ -170,12 +174,18 @@ class SqlStore(StateStore):
         row = self._one("incr", {"key": self._key(key), "expires_at": now + self._check_ttl(ttl), "now": now})
         return int(row[0])
 
-    def replace(self, key: str, value: JSONValue, *, expected: JSONValue | None = None) -> bool:
-        params = {"key": self._key(key), "value": self._encode(value), "now": self.clock.now()}
-        if expected is None:
-            return self._count("replace", params) == 1
-        params["expected"] = self._encode(expected)
-        return self._count("replace_expected", params) == 1
+    def replace(self, key: str, value: JSONValue, *, expected: JSONValue | None = None,
+                ttl: int | None = None) -> bool:
+        now = self.clock.now()
+        params = {"key": self._key(key), "value": self._encode(value), "now": now}
+        name = "replace"
+        if expected is not None:
+            params["expected"] = self._encode(expected)
+            name += "_expected"
+        if ttl is not None:
+            params["expires_at"] = now + self._check_ttl(ttl)
+            name += "_ttl"
+        return self._count(name, params) == 1
 
     def ttl(self, key: str) -> int | None:
         row = self._one("ttl", {"key": self._key(key)})
