@@ -60,15 +60,29 @@ class Engine:
                 return PostToPortal(s.sso.respond(request=request, portal=portal, session=sso_session,
                                                   person=person, login=decision.login, lang=http.lang,
                                                   relay_state=relay_state, reused=True))
+        step_up = self._step_up(sso_session, request=request, min_level=decision.min_level)
         journey = s.journeys.create(dict(
             browser=http.browser or "", purpose=Purpose.PORTAL, keys=decision.keys, lang=http.lang,
             requirement=Requirement(min_level=decision.min_level, context_refs=request.context_refs,
                                     comparison=request.comparison, force_authn=request.force_authn,
                                     is_passive=request.is_passive),
+            # A step-up proves the same person again: the session (and its portals) is raised, never swapped.
+            step_up=step_up, person_fedid=sso_session.fedid if step_up else None,
             portal=PortalRequest(entity_id=portal.entity_id,
                                  display_name=portal.policy.display_name or portal.name,
                                  request=request, relay_state=relay_state)))
         return Go(self.urls.choose(journey.id))
+
+    def _step_up(self, sso_session, *, request, min_level: int) -> str | None:
+        """Why an SSO session does not answer this request: ``"level"`` when none of
+        its logins is strong enough for it, ``"key"`` when one is but with a key the
+        portal does not accept; None without a session, or for a ``ForceAuthn`` (a
+        new login the portal asked for, not a step-up)."""
+        if sso_session is None or request.force_authn:
+            return None
+        strong_enough = sso_session.best_login(keys=list(self.s.adapters), min_level=min_level,
+                                               requirement=self.s.sso.requirement(request))
+        return "level" if strong_enough is None else "key"
 
     def park(self, *, request, portal, relay_state: str | None) -> Answer:
         """A cross-site POST carries no SameSite=Lax cookie: keep the request in a

@@ -87,6 +87,10 @@ class Journey:
     # An activation granted by an activation code (a registration office's), not by a
     # session: it ends without starting one (the citizen then logs in with the new key).
     granted: bool = False
+    # Why a portal's request met an SSO session and still asks for a login: "level" (no
+    # login of the session is strong enough) or "key" (strong enough, but a key this
+    # portal does not accept).  The key choice says so; the person must stay the same.
+    step_up: str | None = None
     raw: dict | None = field(default=None, repr=False, compare=False)  # the value read, for compare-and-set
 
     def state_for(self, key: str) -> dict:
@@ -108,7 +112,7 @@ class Journey:
                 "portal": self.portal.to_mapping() if self.portal else None, "done_url": self.done_url,
                 "person_fedid": self.person_fedid, "key": self.key, "lang": self.lang,
                 "steps": copy.deepcopy(self.steps), "notice": copy.deepcopy(self.notice), "parked": self.parked,
-                "granted": self.granted}
+                "granted": self.granted, "step_up": self.step_up}
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> "Journey":
@@ -118,7 +122,7 @@ class Journey:
                    done_url=data.get("done_url"), person_fedid=data.get("person_fedid"), key=data.get("key"),
                    lang=data.get("lang"), steps=copy.deepcopy(dict(data.get("steps") or {})),
                    notice=copy.deepcopy(data.get("notice")), parked=bool(data.get("parked")),
-                   granted=bool(data.get("granted")), raw=data)
+                   granted=bool(data.get("granted")), step_up=data.get("step_up"), raw=data)
 
 
 class Journeys:
