@@ -5,20 +5,27 @@ It is deliberately an ordinary pysaml2 SP, independent of Sésame's own code.
 """
 from __future__ import annotations
 
+import base64
 import secrets
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from flask import Flask, abort, redirect, render_template, request, session
-from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, BINDING_SOAP
+from lxml import etree
 from saml2.client import Saml2Client
+from saml2.samlp import STATUS_UNKNOWN_PRINCIPAL
 from saml2.config import SPConfig
 from saml2.metadata import entity_descriptor
 from saml2.response import StatusError
+from saml2.s_utils import status_message_factory, success_status_factory
 from saml2.sigver import SignatureError
 
 RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
+SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
+SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,9 @@ class PortalSpec:
     # EncryptedAssertions with it; Sésame encrypts when the *policy* says
     # ("encrypt_assertions", True).
     encrypt_assertions: bool = False
+    # Offer single logout on the back channel too (SOAP, SAML bindings §3.2): Sésame
+    # then calls /slo/soap itself instead of sending the browser.
+    soap_logout: bool = False
 
     @property
     def entity_id(self) -> str:
@@ -54,7 +64,9 @@ def sp_config(spec: PortalSpec, *, key_file: Path, cert_file: Path, idp_metadata
             "endpoints": {
                 "assertion_consumer_service": [(f"{spec.base_url}/acs", BINDING_HTTP_POST)],
                 "single_logout_service": [(f"{spec.base_url}/slo", BINDING_HTTP_REDIRECT),
-                                          (f"{spec.base_url}/slo", BINDING_HTTP_POST)],
+                                          (f"{spec.base_url}/slo", BINDING_HTTP_POST)]
+                # The same URL: pysaml2 checks a message's Destination against its endpoints.
+                + ([(f"{spec.base_url}/slo", BINDING_SOAP)] if spec.soap_logout else []),
             },
             "logout_requests_signed": True,
             "authn_requests_signed": spec.sign_requests,
@@ -88,10 +100,21 @@ def create_portal_app(spec: PortalSpec, config: SPConfig, *, idp_entity_id: str)
     app.config.update(SECRET_KEY=secrets.token_bytes(32), SESSION_COOKIE_NAME=f"{spec.slug}_session",
                       SESSION_COOKIE_SAMESITE="Lax")
     client = Saml2Client(config)
+    # Who is logged in here, by the NameID Sésame gave: a logout that arrives without
+    # this browser's cookie (the back channel, a frame) still ends the right session.
+    active: set[str] = set()
+    lock = threading.Lock()
+
+    def current_user():
+        user = session.get("user")
+        if user and user.get("nameid") not in active:
+            session.pop("user", None)  # logged out by Sésame meanwhile
+            return None
+        return user
 
     @app.get("/")
     def home():
-        return render_template("portal.html", spec=spec, user=session.get("user"), error=request.args.get("error"))
+        return render_template("portal.html", spec=spec, user=current_user(), error=request.args.get("error"))
 
     @app.get("/metadata")
     def metadata():
@@ -129,6 +152,8 @@ def create_portal_app(spec: PortalSpec, config: SPConfig, *, idp_entity_id: str)
         authn = response.authn_info()
         from saml2.ident import code
 
+        with lock:
+            active.add(str(response.name_id.text))
         session["user"] = {
             "subject": code(response.name_id),
             "nameid": str(response.name_id.text),
@@ -145,6 +170,8 @@ def create_portal_app(spec: PortalSpec, config: SPConfig, *, idp_entity_id: str)
         subject = (user or {}).get("subject")
         if not subject:
             return redirect("/", code=303)
+        with lock:
+            active.discard(user.get("nameid"))
         from saml2.ident import decode
 
         result = client.global_logout(decode(subject), sign=True, sign_alg=RSA_SHA256, digest_alg=SHA256)
@@ -156,15 +183,14 @@ def create_portal_app(spec: PortalSpec, config: SPConfig, *, idp_entity_id: str)
 
     @app.route("/slo", methods=["GET", "POST"])
     def slo():
+        if request.method == "POST" and request.mimetype == "text/xml":
+            return slo_soap()
         binding = BINDING_HTTP_REDIRECT if request.method == "GET" else BINDING_HTTP_POST
         if request.values.get("SAMLRequest"):  # Sésame logs the citizen out of this portal too
-            from saml2.ident import decode
-
-            subject = (session.pop("user", None) or {}).get("subject")
-            http_args = client.handle_logout_request(
-                request.values["SAMLRequest"], decode(subject) if subject else None, binding, sign=True,
-                sign_alg=RSA_SHA256, digest_alg=SHA256, relay_state=request.values.get("RelayState"),
-                sigalg=request.args.get("SigAlg"), signature=request.args.get("Signature"))
+            args = dict(relay_state=request.values.get("RelayState"), sigalg=request.args.get("SigAlg"),
+                        signature=request.args.get("Signature"))
+            session.pop("user", None)
+            http_args = end_session(request.values["SAMLRequest"], binding, **args)
             if http_args.get("method") == "GET" or "headers" in http_args and not http_args.get("data"):
                 return redirect(dict(http_args["headers"])["Location"], code=303)
             return http_args["data"], 200, {"Content-Type": "text/html; charset=utf-8"}
@@ -174,5 +200,43 @@ def create_portal_app(spec: PortalSpec, config: SPConfig, *, idp_entity_id: str)
         response = client.parse_logout_request_response(message, binding)
         ok = response is not None and response.status_ok()
         return redirect("/?logout=" + ("ok" if ok else "failed"), code=303)
+
+    def slo_soap():
+        """Back-channel logout: Sésame's signed LogoutRequest in a SOAP envelope, answered in one.
+
+        pysaml2's own SOAP helpers re-serialise the message with ElementTree, which
+        renames namespace prefixes and so breaks an exclusive-c14n signature made by
+        any other software; the envelope is therefore opened and closed here with
+        lxml, and the message handed to pysaml2 exactly as it was signed."""
+        try:
+            envelope = etree.fromstring(request.get_data(), parser=SAFE_PARSER)
+            (message,) = envelope.find(f"{{{SOAP_ENV}}}Body")
+        except (etree.XMLSyntaxError, TypeError, ValueError):
+            abort(400)
+        encoded = base64.b64encode(etree.tostring(message)).decode()
+        logout_request = client.parse_logout_request(encoded, BINDING_HTTP_POST)
+        name_id = logout_request.message.name_id
+        with lock:
+            known = str(name_id.text) in active
+            active.discard(str(name_id.text))
+        if known and client.local_logout(name_id):
+            status = success_status_factory()
+        else:
+            status = status_message_factory("Wrong user", STATUS_UNKNOWN_PRINCIPAL)
+        answer = client.create_logout_response(logout_request.message, [BINDING_SOAP], status, sign=True,
+                                               sign_alg=RSA_SHA256, digest_alg=SHA256)
+        out = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap={"soap-env": SOAP_ENV})
+        etree.SubElement(out, f"{{{SOAP_ENV}}}Body").append(etree.fromstring(str(answer).encode()))
+        return etree.tostring(out, xml_declaration=True, encoding="UTF-8"), 200, {"Content-Type": "text/xml"}
+
+    def end_session(message: str, binding: str, **args):
+        """End the session of the NameID Sésame names (whatever browser holds it) and
+        answer with a signed LogoutResponse; "Wrong user" when none is logged in here."""
+        name_id = client.parse_logout_request(message, binding, **args).message.name_id
+        with lock:
+            known = str(name_id.text) in active
+            active.discard(str(name_id.text))
+        return client.handle_logout_request(message, name_id if known else None, binding, sign=True,
+                                            sign_alg=RSA_SHA256, digest_alg=SHA256, **args)
 
     return app

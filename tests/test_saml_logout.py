@@ -2,12 +2,18 @@
 from __future__ import annotations
 
 import base64
+import html
+import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 
-from tests.saml_sp import (autopost_fields, follow, form_action, form_fields,
+from saml2.response import StatusUnknownPrincipal
+from saml2.saml import NameID
+
+from tests.parallel import in_parallel
+from tests.saml_sp import (audit_events, autopost_fields, follow, form_action, form_fields,
                            login_with_password, send)
 
 RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
@@ -95,85 +101,167 @@ def _sso_to(browser, portal):
     return portal.parse(fields["SAMLResponse"])
 
 
-def _portal_answers(browser, portal, hop, *, name_id):
-    """The browser reaches ``portal``'s logout endpoint; pysaml2 answers; back to Sésame."""
+def frames_of(page) -> list[str]:
+    """The logout page's frames (one per front-channel portal), as the browser loads them."""
+    assert page.status_code == 200, page.get_data(as_text=True)[:300]
+    return [html.unescape(src) for src in re.findall(r'<iframe src="([^"]+)"', page.get_data(as_text=True))]
+
+
+def finish_link(page) -> str:
+    return html.unescape(re.search(r'id="continue" href="([^"]+)"', page.get_data(as_text=True))[1])
+
+
+def _portal_answers(browser, portal, frame_src, *, name_id, known=True):
+    """One frame: Sésame sends it to ``portal``'s logout endpoint; pysaml2 answers
+    (for ``name_id``, or as "Wrong user" when not ``known``); back to Sésame in the frame."""
+    hop = browser.get(frame_src)
     assert hop.status_code == 303, hop.get_data(as_text=True)[:300]
+    assert hop.headers["Content-Security-Policy"].count("frame-ancestors 'self'") == 1
     url = urlsplit(hop.headers["Location"])
     assert f"{url.scheme}://{url.netloc}{url.path}" == f"{portal.spec.base_url}/slo"
     query = parse_qs(url.query)
     request_xml = portal.client.parse_logout_request(query["SAMLRequest"][0], BINDING_HTTP_REDIRECT,
                                                      sigalg=query["SigAlg"][0], signature=query["Signature"][0])
     assert request_xml.message.name_id.text == name_id.text  # the NameID that portal was given
+    subject = name_id if known else NameID(text="someone-else", format=name_id.format)
     http_args = portal.client.handle_logout_request(
-        query["SAMLRequest"][0], name_id, BINDING_HTTP_REDIRECT, sign=True, sign_alg=RSA_SHA256,
+        query["SAMLRequest"][0], subject, BINDING_HTTP_REDIRECT, sign=True, sign_alg=RSA_SHA256,
         digest_alg=SHA256, sigalg=query["SigAlg"][0], signature=query["Signature"][0])
-    return _back_to_sesame(browser, http_args)
-
-
-def _back_to_sesame(browser, http_args):
-    """The portal's LogoutResponse reaches Sésame, which sends the browser on (303 to /saml/slo/next)."""
     back = urlsplit(dict(http_args["headers"])["Location"])
     received = browser.get(f"{back.path}?{back.query}")
-    assert received.status_code == 303 and "/saml/slo/next?run=" in received.headers["Location"]
-    return browser.get(urlsplit(received.headers["Location"]).path + "?" + urlsplit(received.headers["Location"]).query)
+    assert received.status_code == 200 and received.headers["X-Frame-Options"] == "SAMEORIGIN"
+    return received
+
+
+def _logout_at(browser, services, portal, name_id, binding=BINDING_HTTP_REDIRECT):
+    http_args = portal.client.do_logout(
+        name_id, [services.settings.entity_id], "", None, sign=True, sign_alg=RSA_SHA256,
+        digest_alg=SHA256, expected_binding=binding)[services.settings.entity_id][1]
+    location = urlsplit(dict(http_args["headers"])["Location"])
+    return browser.get(f"{location.path}?{location.query}")
 
 
 def test_portal_logout_reaches_every_other_portal_then_answers(logged_in):
     app, services, browser, monespace, fse, response = logged_in
     fse_identity = _sso_to(browser, fse)
-    http_args = monespace.client.do_logout(
-        response.name_id, [services.settings.entity_id], "", None, sign=True, sign_alg=RSA_SHA256,
-        digest_alg=SHA256, expected_binding=BINDING_HTTP_REDIRECT)[services.settings.entity_id][1]
-    location = urlsplit(dict(http_args["headers"])["Location"])
-    hop = browser.get(f"{location.path}?{location.query}")  # to Sésame; on to FSE 21-27
-    final = _portal_answers(browser, fse, hop, name_id=fse_identity.name_id)
+    page = _logout_at(browser, services, monespace, response.name_id)  # to Sésame: the frames page
+    (frame,) = frames_of(page)
+    assert "frame-src 'self' http://localhost:18082" in page.headers["Content-Security-Policy"]
+    done = _portal_answers(browser, fse, frame, name_id=fse_identity.name_id)
+    assert 'data-confirmed="yes"' in done.get_data(as_text=True)
+    assert browser.get(html.unescape(re.search(r'data-status="([^"]+)"', page.get_data(as_text=True))[1])
+                       ).get_json() == {"waiting": 0}
+    final = browser.get(finish_link(page))
     url = urlsplit(final.headers["Location"])
     assert f"{url.scheme}://{url.netloc}{url.path}" == "http://localhost:18081/slo"
     answer = monespace.client.parse_logout_request_response(parse_qs(url.query)["SAMLResponse"][0],
                                                             BINDING_HTTP_REDIRECT)
-    assert answer.status_ok()
+    assert answer.status_ok() and answer.response.status.status_code.status_code is None  # Success, complete
     assert "login/password" in follow(browser, send(browser, fse.request())).get_data(as_text=True)
+    assert browser.get(finish_link(page)).status_code == 400  # a run finishes once
 
 
 def test_citizen_logout_on_sesame_reaches_every_portal(logged_in):
-    import re
-
     app, services, browser, monespace, fse, response = logged_in
     fse_identity = _sso_to(browser, fse)
     home = browser.get("/").get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', home)[1]
     page = browser.post("/logout", data={"csrf_token": token})
-    # A page that continues by script (a redirect would be held to the page's form-action).
-    assert page.status_code == 200 and 'id="continue"' in page.get_data(as_text=True)
-    hop = browser.get(re.search(r'id="continue" href="([^"]+)"', page.get_data(as_text=True))[1].replace("&amp;", "&"))
-    hop = _portal_answers(browser, monespace, hop, name_id=response.name_id)
-    done = _portal_answers(browser, fse, hop, name_id=fse_identity.name_id)
+    # A page (a redirect would be held to the page's form-action), one frame per portal.
+    first, second = frames_of(page)
+    _portal_answers(browser, monespace, first, name_id=response.name_id)
+    _portal_answers(browser, fse, second, name_id=fse_identity.name_id)
+    done = browser.get(finish_link(page))
     assert done.status_code == 200 and 'id="logged-out"' in done.get_data(as_text=True)
     assert "login/password" in follow(browser, send(browser, monespace.request())).get_data(as_text=True)
 
 
 def test_portal_that_refuses_makes_the_logout_partial(logged_in):
-    from saml2.saml import NameID
-
     app, services, browser, monespace, fse, response = logged_in
-    _sso_to(browser, fse)
-    http_args = monespace.client.do_logout(
-        response.name_id, [services.settings.entity_id], "", None, sign=True, sign_alg=RSA_SHA256,
-        digest_alg=SHA256, expected_binding=BINDING_HTTP_REDIRECT)[services.settings.entity_id][1]
-    location = urlsplit(dict(http_args["headers"])["Location"])
-    hop = browser.get(f"{location.path}?{location.query}")
-    stranger = NameID(text="someone-else", format="urn:oasis:names:tc:SAML:2.0:nameid-format:transient")
-    url = urlsplit(hop.headers["Location"])
-    query = parse_qs(url.query)
-    http_args = fse.client.handle_logout_request(  # FSE does not know that user: "Wrong user"
-        query["SAMLRequest"][0], stranger, BINDING_HTTP_REDIRECT, sign=True, sign_alg=RSA_SHA256,
-        digest_alg=SHA256, sigalg=query["SigAlg"][0], signature=query["Signature"][0])
-    final = _back_to_sesame(browser, http_args)
+    fse_identity = _sso_to(browser, fse)
+    page = _logout_at(browser, services, monespace, response.name_id)
+    (frame,) = frames_of(page)
+    refused = _portal_answers(browser, fse, frame, name_id=fse_identity.name_id, known=False)  # "Wrong user"
+    assert 'data-confirmed="no"' in refused.get_data(as_text=True)
+    final = browser.get(finish_link(page))
     answer = monespace.client.parse_logout_request_response(
         parse_qs(urlsplit(final.headers["Location"]).query)["SAMLResponse"][0], BINDING_HTTP_REDIRECT)
     # SAML core §3.7.3.2: one portal did not log out: PartialLogout
     assert answer.response.status.status_code.status_code.value == \
         "urn:oasis:names:tc:SAML:2.0:status:PartialLogout"
+
+
+def test_a_portal_that_never_answers_costs_the_wait_not_the_logout(logged_in):
+    """The citizen's browser never reaches FSE (down, or hanging): the page ends anyway,
+    Mon Espace is logged out, and the citizen is told which portal was not."""
+    app, services, browser, monespace, fse, response = logged_in
+    _sso_to(browser, fse)
+    home = browser.get("/").get_data(as_text=True)
+    page = browser.post("/logout", data={"csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', home)[1]})
+    first, second = frames_of(page)
+    _portal_answers(browser, monespace, first, name_id=response.name_id)
+    browser.get(second)  # sent towards FSE, which never answers
+    assert 'data-wait="8"' in page.get_data(as_text=True)  # the page's own limit ([logout])
+    done = browser.get(finish_link(page)).get_data(as_text=True)
+    assert 'id="partial"' in done and "<li>FSE 21-27 (Agence FSE)</li>" in done
+    assert "<li>Mon Espace</li>" not in done
+    finished = audit_events(services, "logout.finished")[-1]
+    assert finished.result == "partial"
+
+
+def test_frame_answers_arriving_together_are_all_kept(logged_in):
+    """Two portals answer at the same instant (their frames run side by side)."""
+    app, services, browser, monespace, fse, response = logged_in
+    fse_identity = _sso_to(browser, fse)
+    home = browser.get("/").get_data(as_text=True)
+    page = browser.post("/logout", data={"csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', home)[1]})
+    first, second = frames_of(page)
+    answers = []
+    for portal, frame, name_id in ((monespace, first, response.name_id), (fse, second, fse_identity.name_id)):
+        hop = browser.get(frame)
+        query = parse_qs(urlsplit(hop.headers["Location"]).query)
+        http_args = portal.client.handle_logout_request(
+            query["SAMLRequest"][0], name_id, BINDING_HTTP_REDIRECT, sign=True, sign_alg=RSA_SHA256,
+            digest_alg=SHA256, sigalg=query["SigAlg"][0], signature=query["Signature"][0])
+        back = urlsplit(dict(http_args["headers"])["Location"])
+        answers.append(f"{back.path}?{back.query}")
+    urls = answers * 3
+    results = in_parallel(len(urls), lambda i: app.test_client().get(urls[i]))
+    assert sorted(r.status_code for r in results) == [200, 200, 400, 400, 400, 400]  # each answer counts once
+    done = browser.get(finish_link(page)).get_data(as_text=True)
+    assert 'id="logged-out"' in done
+
+
+def test_a_logout_request_for_another_name_id_ends_nothing(logged_in):
+    """A LogoutRequest naming another NameID than the one that portal was given
+    (a stale or forged one): UnknownPrincipal, and the session lives on."""
+    app, services, browser, monespace, fse, response = logged_in
+    stranger = NameID(text="not-the-one-given", format=response.name_id.format)
+    monespace.client.users.add_information_about_person({
+        "name_id": stranger, "ava": {}, "came_from": "/", "issuer": services.settings.entity_id,
+        "not_on_or_after": 2**31})
+    answer = _logout_at(browser, services, monespace, stranger)
+    url = urlsplit(answer.headers["Location"])
+    with pytest.raises(StatusUnknownPrincipal):  # pysaml2 reads Requester / UnknownPrincipal
+        monespace.client.parse_logout_request_response(parse_qs(url.query)["SAMLResponse"][0],
+                                                       BINDING_HTTP_REDIRECT)
+    assert audit_events(services, "logout")[-1].result == "nameid_mismatch"
+    assert autopost_fields(send(browser, fse.request()))[0] == "http://localhost:18082/acs"  # still logged in
+
+
+def test_a_replayed_logout_request_is_refused(logged_in):
+    app, services, browser, monespace, fse, response = logged_in
+    http_args = monespace.client.do_logout(
+        response.name_id, [services.settings.entity_id], "", None, sign=True, sign_alg=RSA_SHA256,
+        digest_alg=SHA256, expected_binding=BINDING_HTTP_REDIRECT)[services.settings.entity_id][1]
+    location = urlsplit(dict(http_args["headers"])["Location"])
+    assert browser.get(f"{location.path}?{location.query}").status_code == 303
+    # a new login, then the same signed LogoutRequest again
+    page = follow(browser, send(browser, monespace.request()))
+    login_with_password(browser, page, username="marie.dupont")
+    replayed = browser.get(f"{location.path}?{location.query}")
+    assert replayed.status_code == 400
+    assert autopost_fields(send(browser, fse.request()))[0] == "http://localhost:18082/acs"  # session kept
 
 
 def test_logout_response_to_no_request_of_ours_is_refused(logged_in):

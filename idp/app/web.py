@@ -57,8 +57,15 @@ def init_web(app, settings) -> None:
         extra = {name: tuple(sources) for name, sources in (getattr(g, "page_policy", None) or {}).items()}
         if getattr(g, "form_targets", None):
             extra["form-action"] = extra.get("form-action", ()) + tuple(g.form_targets)
-        response.headers["Content-Security-Policy"] = content_security_policy(extra)
-        response.headers["X-Frame-Options"] = "DENY"
+        policy = content_security_policy(extra)
+        if getattr(g, "frame_sources", None):  # the logout page's frames, one per portal told
+            policy += "; frame-src 'self' " + " ".join(src for src in g.frame_sources
+                                                        if not any(c in src for c in " ;,\r\n'"))
+        frameable = getattr(g, "frameable", False)  # a logout frame, inside Sésame's own page only
+        if frameable:
+            policy = policy.replace("frame-ancestors 'none'", "frame-ancestors 'self'")
+        response.headers["Content-Security-Policy"] = policy
+        response.headers["X-Frame-Options"] = "SAMEORIGIN" if frameable else "DENY"
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "same-origin"
         if not request.path.startswith("/static/"):

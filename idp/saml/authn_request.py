@@ -18,7 +18,7 @@ from keys.redirect import verify_query
 from keys.xmldsig import parse_safe_xml, verify_xml
 
 from idp import errors
-from idp.saml.bindings import BINDING_POST, BINDING_REDIRECT, decode_post, decode_redirect
+from idp.saml.bindings import BINDING_POST, BINDING_REDIRECT, BINDING_SOAP, decode_post, decode_redirect
 
 NS = {
     "samlp": "urn:oasis:names:tc:SAML:2.0:protocol",
@@ -136,6 +136,8 @@ def decode_and_parse(*, binding: str, message: str, max_bytes: int) -> tuple[byt
         xml = decode_redirect(message, max_bytes=max_bytes)
     elif binding == BINDING_POST:
         xml = decode_post(message, max_bytes=max_bytes)
+    elif binding == BINDING_SOAP:  # a back-channel answer, already out of its envelope (idp/saml/soap.py)
+        xml = message if isinstance(message, bytes) else message.encode("utf-8")
     else:
         raise errors.MalformedRequest(f"unsupported binding {binding}")
     try:

@@ -12,6 +12,7 @@ from idp.errors import MalformedRequest
 
 BINDING_REDIRECT = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
 BINDING_POST = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
+BINDING_SOAP = "urn:oasis:names:tc:SAML:2.0:bindings:SOAP"  # back channel: the message itself, unwrapped (idp/saml/soap.py)
 
 
 def _b64decode(value: str, *, max_bytes: int) -> bytes:

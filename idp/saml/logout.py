@@ -13,7 +13,7 @@ from saml2 import samlp
 
 from idp import errors
 from idp.saml.authn_request import NS, check_instant, decode_and_parse, verify_signature
-from idp.saml.bindings import BINDING_POST, BINDING_REDIRECT
+from idp.saml.bindings import BINDING_POST, BINDING_REDIRECT, BINDING_SOAP
 from idp.saml.response import NAMEID_ENTITY, STATUS_SUCCESS, instant, new_id
 
 LOGOUT_REQUEST_TAG = f"{{{NS['samlp']}}}LogoutRequest"
@@ -111,8 +111,12 @@ def read_logout_response(*, binding: str, message: str, raw_query: str | None, r
         raise errors.MalformedRequest("LogoutResponse InResponseTo too long")
     issuer, portal = _issuer_portal(root, registry)
     verify_signature(binding=binding, xml=xml, root=root, raw_query=raw_query, portal=portal, required=True)
-    if root.get("Destination") not in slo_urls:
-        raise errors.WrongDestination("LogoutResponse Destination is not this identity provider")
+    destination = root.get("Destination")
+    # Optional on the back channel, where the answer comes on our own connection (bindings §3.2.3.3);
+    # pysaml2 sends it empty there.
+    if destination not in slo_urls and not (binding == BINDING_SOAP and not destination):
+        raise errors.WrongDestination(f"LogoutResponse Destination {str(destination)[:200]!r} is not this "
+                                      "identity provider")
     check_instant(root.get("IssueInstant"), now=now, max_age=max_age, skew=skew)
     code = root.find("samlp:Status/samlp:StatusCode", NS)
     return LogoutResponseData(in_response_to=root.get("InResponseTo"), issuer=issuer,

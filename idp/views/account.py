@@ -1,7 +1,7 @@
 """The citizen's own pages (the guide's "Comment gérer mes clés numériques"):
 "Mes clés numériques" (status of each key, Activer, Modifier, Supprimer), the
-username and password change, "Mon profil", and "Nom d'utilisateur et/ou mot
-de passe oublié(s)?".
+username and password change, "Mon profil", "Mes sessions" (the portals this
+browser is logged in to), and "Nom d'utilisateur et/ou mot de passe oublié(s)?".
 
 Who is logged in is the SSO session (``session["sid"]``), read through
 Flask-Login's request loader: pages need a session (``login_required``), and
@@ -19,6 +19,7 @@ import functools
 import logging
 import secrets
 import threading
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
@@ -275,6 +276,34 @@ def username():
     audit("account.username_changed", key=PASSWORD_KEY)
     s.notices.key_event(current_user.fedid, PASSWORD_KEY, "changed")
     return redirect(url_for("account.keys", done="username"), code=303)
+
+
+# --- "Mes sessions" ----------------------------------------------------------------------
+def moment(epoch: float) -> str:
+    """A date and time a citizen reads, in Belgium's time zone."""
+    return f"{datetime.fromtimestamp(epoch, BRUSSELS):%d/%m/%Y %H:%M}"
+
+
+@bp.get("/sessions")
+@login_required
+def sessions():
+    """Which portals this session is logged in to, since when, with which key and
+    level; and "log out of all" (the same single logout as the bar's button)."""
+    s = services()
+    sso = current_user.sso
+    rows = []
+    for entity_id in sso.portals:
+        portal = s.registry.get(entity_id)
+        since, key, level = (sso.visits.get(entity_id) or [None, None, None])[:3]
+        rows.append({"entity_id": entity_id,
+                     "name": (portal.policy.display_name or portal.name) if portal else entity_id,
+                     "since": moment(since) if since else None, "key": KEY_NAMES.get(key, key) if key else None,
+                     "level": level})
+    logins = sorted(sso.all_logins(), key=lambda login: login.authn_instant)
+    return page("account/sessions.html", portals=rows, started=moment(sso.started or sso.created),
+                ends=moment(sso.ends(s.sessions.lifetime)), idle_minutes=s.sessions.idle // 60,
+                logins=[{"key": KEY_NAMES.get(x.key, x.key), "level": x.level, "at": moment(x.authn_instant)}
+                        for x in logins])
 
 
 # --- "Mon profil" ------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from werkzeug.routing import RoutingException
 from idp.journeys.answers import Answer, Go, JsonAnswer, Page, PostToPortal
 from idp.journeys.context import HttpInput
 from idp.messages import KEY_NAMES, KEYS, error_message
-from idp.saml.single_logout import Done
+from idp.saml.single_logout import Done, Frames
 from idp.saml.sso import PostForm
 from idp.app.web import browser_id
 
@@ -100,11 +100,23 @@ def render(answer: Answer):
     raise TypeError(f"not an answer: {answer!r}")
 
 
-def logout_step(run_id: str | None):
-    """The browser's next hop of a single-logout run (``idp.saml.single_logout``)."""
-    step = services().logout.next(run_id)
+def logout_step(run_id: str):
+    """The browser's first step of a single-logout run (``idp.saml.single_logout``):
+    the page whose frames tell the front-channel portals, or at once the end."""
+    step = services().logout.start(run_id)
+    if isinstance(step, Frames):
+        g.frame_sources = list(step.origins)
+        return render_template("logging_out.html", frames=step.frames, run_id=step.run_id, wait=step.wait_seconds)
+    return _logout_end(step)
+
+
+def logout_finish(run_id: str | None):
+    return _logout_end(services().logout.finish(run_id))
+
+
+def _logout_end(step):
     if isinstance(step, Done):
-        return render_template("logged_out.html", partial=step.partial)
+        return render_template("logged_out.html", partial=step.partial, unreachable=step.unreachable)
     return autopost(step.form) if step.form is not None else redirect(step.url, code=303)
 
 

@@ -53,10 +53,9 @@ def logout():
     run_id = services().logout.from_citizen(sid=session.pop("sid", None))
     if run_id is None:
         return redirect("/", code=303)
-    # Not a redirect: every hop of a redirect chain that starts with a form post
-    # is checked against this page's form-action 'self', which blocks the
-    # portals.  A page that continues by script (a navigation, not a form) does not.
-    return render_template("logging_out.html", next_url=url_for("saml.slo_next", run=run_id))
+    # A page, not a redirect: every hop of a redirect chain that starts with a form
+    # post is held to this page's form-action 'self', which would block the portals.
+    return logout_step(run_id)
 
 
 @bp.get("/healthz")

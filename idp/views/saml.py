@@ -5,7 +5,7 @@ import logging
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, current_app, g, redirect, request, session, url_for
+from flask import Blueprint, Response, current_app, g, jsonify, redirect, render_template, request, session, url_for
 from flask_babel import get_locale
 from markupsafe import escape
 
@@ -14,7 +14,7 @@ from idp.app.i18n import current_language
 from idp.journeys.answers import PostToPortal
 from idp.saml.bindings import BINDING_POST, BINDING_REDIRECT, check_relay_state
 from idp.saml.sso import PostForm
-from idp.views.http import engine, http_input, logout_step, render, services
+from idp.views.http import autopost, engine, http_input, logout_finish, logout_step, render, services
 
 log = logging.getLogger("sesame.saml")
 bp = Blueprint("saml", __name__, url_prefix="/saml")
@@ -76,12 +76,13 @@ def resume():
 @bp.route("/slo", methods=["GET", "POST"])
 def slo():
     """Single logout: a portal's ``LogoutRequest`` starts a run; a portal's
-    ``LogoutResponse`` to one of ours carries the run on."""
+    ``LogoutResponse`` to one of ours (inside its frame) is recorded."""
     s = services()
     if request.values.get("SAMLResponse") and not request.values.get("SAMLRequest"):
-        _, _, run_id = _receive(lambda relay_state, **message: s.logout.portal_answered(**message),
-                                param="SAMLResponse")
-        return redirect(url_for("saml.slo_next", run=run_id), code=303)
+        g.frameable = True  # the answer arrives in a frame of Sésame's own logout page
+        _, _, confirmed = _receive(lambda relay_state, **message: s.logout.portal_answered(**message),
+                                   param="SAMLResponse")
+        return render_template("logout_frame_done.html", confirmed=confirmed)
     _, _, (run_id, ended_sid) = _receive(
         lambda **message: s.logout.from_portal(cookie_sid=session.get("sid"), **message))
     if ended_sid is not None and session.get("sid") == ended_sid:
@@ -89,9 +90,23 @@ def slo():
     return logout_step(run_id)
 
 
-@bp.get("/slo/next")
-def slo_next():
-    return logout_step(request.args.get("run"))
+@bp.get("/slo/frame")
+def slo_frame():
+    """One portal's LogoutRequest, in a frame of the logout page."""
+    g.frameable = True
+    step = services().logout.frame(request.args.get("run"), request.args.get("portal"))
+    return autopost(step.form) if step.form is not None else redirect(step.url, code=303)
+
+
+@bp.get("/slo/status")
+def slo_status():
+    """How many frames of the logout page have not answered yet (the page's script asks)."""
+    return jsonify(waiting=services().logout.waiting(request.args.get("run")))
+
+
+@bp.get("/slo/finish")
+def slo_finish():
+    return logout_finish(request.args.get("run"))
 
 
 # Stand-ins rendered once per (language, field, RelayState or not), replaced by the escaped values.
