@@ -98,6 +98,15 @@ class InvalidNameIdPolicy(SesameError):
     saml_status = SAML_INVALID_NAMEID_POLICY
 
 
+# --- the servers behind ----------------------------------------------------------
+class StoreUnavailable(SesameError):
+    """The state store (Redis) or the database does not answer: what was in flight
+    is to be started again; nothing half-written is kept."""
+
+    code = "store_unavailable"
+    http_status = 503
+
+
 # --- login flow ----------------------------------------------------------------
 class LoginExpired(SesameError):
     code = "login_expired"

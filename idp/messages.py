@@ -24,6 +24,8 @@ ERRORS = {
     "no_passive": _l("Vous n'êtes pas encore identifié(e)."),
     "invalid_nameid_policy": _l("Le format d'identifiant demandé par ce service en ligne n'est pas disponible."),
     "login_expired": _l("Votre session de connexion a expiré. Retournez au service en ligne et recommencez."),
+    "store_unavailable": _l("Le service est momentanément indisponible et ce que vous faisiez n'a pas abouti. "
+                            "Retournez au service en ligne et recommencez dans quelques instants."),
     "unknown_key": _l("Cette clé numérique n'existe pas."),
     "key_not_allowed": _l("Cette clé numérique n'est pas acceptée par ce service en ligne."),
     "csrf_failed": _l("Le formulaire a expiré. Veuillez recommencer."),

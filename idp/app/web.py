@@ -8,6 +8,7 @@ from flask_wtf.csrf import CSRFError
 from flask import g, render_template, request, session
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
+from sqlalchemy.exc import OperationalError
 
 from idp import errors
 from idp.messages import error_message
@@ -41,6 +42,7 @@ def browser_id(create: bool = True) -> str | None:
 
 
 def render_error(error: errors.SesameError):
+    g.rendering_error = True  # the page must not fail on what failed (idp/views/account.py load_citizen)
     status = error.http_status
     return render_template("error.html", code=error.code,
                            message=error_message(error.code, error.params)), status
@@ -51,6 +53,8 @@ def init_web(app, settings) -> None:
     if proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
     hsts = not settings.demo
+    from idp.views.ops import init_ops  # /metrics, /healthz, /readyz, request timing (docs/operations.md)
+    init_ops(app, settings)
 
     @app.after_request
     def security_headers(response):
@@ -77,7 +81,18 @@ def init_web(app, settings) -> None:
     @app.errorhandler(errors.SesameError)
     def sesame_error(error: errors.SesameError):
         log.warning("%s: %s", error.code, error.detail, extra={"saml": {"code": error.code, "path": request.path}})
+        if isinstance(error, errors.StoreUnavailable):
+            try:  # the database may be the one that is down: then the log line is all there is
+                app.extensions["sesame"].audit.record("store.unavailable", result=error.code, path=request.path,
+                                                      remote_addr=request.remote_addr, reason=error.detail[:200])
+            except Exception:
+                log.exception("store.unavailable not audited")
         return render_error(error)
+
+    @app.errorhandler(OperationalError)
+    def database_down(error: OperationalError):
+        """The database out of reach (or the SQL state store on it): "start again", a 503."""
+        return sesame_error(errors.StoreUnavailable(f"database: {str(error.orig)[:200]}"))
 
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError):
@@ -87,6 +102,7 @@ def init_web(app, settings) -> None:
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(error: RequestEntityTooLarge):
         """A body over MAX_CONTENT_LENGTH: refused before it is read, audited like any bad message."""
+        g.rendering_error = True
         code = "malformed_request" if request.path.startswith("/saml/") else "error"
         app.extensions["sesame"].audit.record("saml.rejected" if code != "error" else "http.rejected",
                                               result="message_too_large", remote_addr=request.remote_addr,
@@ -95,12 +111,14 @@ def init_web(app, settings) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
+        g.rendering_error = True
         code = "not_found" if error.code in (404, 405) else "error"
         log.info("http %s on %s", error.code, request.path)
         return render_template("error.html", code=code, message=error_message(code)), error.code
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):
+        g.rendering_error = True
         log.exception("unexpected error on %s", request.path)
         try:
             return render_template("error.html", code="internal", message=error_message("internal")), 500

@@ -22,16 +22,18 @@ import threading
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
 from flask_babel import force_locale, gettext as _
 from flask_login import LoginManager, UserMixin, current_user, login_required
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from adapters.base import GROUP_ORDER, Group
 from adapters.contacts import email_address
 from adapters.lockout import digest
 from adapters.one_time_code import CodePolicy
 from adapters.password_check import ACCOUNT_BLOCKED, BAD_CREDENTIALS, PasswordCheck
+from idp.errors import StoreUnavailable
 from idp.messages import GROUPS, KEY_NAMES, error_message
 from idp.messaging import DeliveryFailed
 from idp.people.credentials import PASSWORD_KEY, UsernameUnavailable
@@ -72,8 +74,13 @@ class Citizen(UserMixin):
 def load_citizen(_request) -> Citizen | None:
     """From the SSO session named by the cookie; an ended or expired one is nobody."""
     s = services()
-    sso_session = s.sessions.get(session.get("sid"))
-    person = s.people.get(sso_session.person_id) if sso_session else None
+    try:
+        sso_session = s.sessions.get(session.get("sid"))
+        person = s.people.get(sso_session.person_id) if sso_session else None
+    except (StoreUnavailable, OperationalError):
+        if g.get("rendering_error"):  # the error page's own header: nobody, rather than a second failure
+            return None
+        raise
     return Citizen(sso_session, person) if person is not None else None
 
 

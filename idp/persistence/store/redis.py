@@ -10,12 +10,24 @@ real clock Redis frees the memory shortly after the logical expiry.
 
 ``add``, ``incr`` and ``replace`` are Lua scripts (atomic on the server);
 ``put`` and ``pop`` are ``MULTI``/``EXEC`` transactions.
+
+A Redis that restarts or is out of reach: each call gets short socket timeouts
+and two quick retries on a fresh connection (a restart leaves the pool's
+connections dead), then raises ``idp.errors.StoreUnavailable``, which the pages
+answer with "start again" (503), never a stack trace.  A retried ``put``,
+``add`` or ``replace`` is idempotent with the same arguments; a retried ``incr``
+may count twice, which only makes a limit stricter.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from idp.errors import StoreUnavailable
 
 from idp.clock import Clock
 from idp.persistence.store.base import DEFAULT_PREFIX, JSONValue, StateStore
@@ -57,6 +69,17 @@ return 1
 """
 
 
+def _unavailable(method):
+    """Redis out of reach (after the client's retries) is ``StoreUnavailable``."""
+    @functools.wraps(method)
+    def wrapped(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except (redis.ConnectionError, redis.TimeoutError, redis.exceptions.BusyLoadingError) as exc:
+            raise StoreUnavailable(f"redis: {exc}") from exc
+    return wrapped
+
+
 class RedisStore(StateStore):
     """:class:`StateStore` on a Redis server given by URL (``redis://host:port/db``)."""
 
@@ -71,7 +94,10 @@ class RedisStore(StateStore):
     ) -> None:
         super().__init__(clock, prefix)
         self.real_ttl_margin = real_ttl_margin
-        self.redis: redis.Redis = redis.Redis.from_url(url, decode_responses=True, **client_kwargs)
+        options = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0, "health_check_interval": 30,
+                   "retry": Retry(ExponentialBackoff(cap=0.2, base=0.05), 2),
+                   "retry_on_error": [redis.ConnectionError, redis.TimeoutError], **client_kwargs}
+        self.redis: redis.Redis = redis.Redis.from_url(url, decode_responses=True, **options)
         self._add_script = self.redis.register_script(_ADD_LUA)
         self._incr_script = self.redis.register_script(_INCR_LUA)
         self._replace_script = self.redis.register_script(_REPLACE_LUA)
@@ -84,6 +110,7 @@ class RedisStore(StateStore):
             return None
         return self._decode(raw_value)
 
+    @_unavailable
     def put(self, key: str, value: JSONValue, *, ttl: int) -> None:
         full, real_ms = self._key(key), self._real_ttl_ms(ttl)
         mapping = {"v": self._encode(value), "e": repr(self.clock.now() + ttl)}
@@ -93,18 +120,22 @@ class RedisStore(StateStore):
             pipe.pexpire(full, real_ms)
             pipe.execute()
 
+    @_unavailable
     def get(self, key: str) -> JSONValue | None:
         raw_value, raw_expiry = self.redis.hmget(self._key(key), ["v", "e"])
         return self._live(raw_value, raw_expiry)
 
+    @_unavailable
     def delete(self, key: str) -> None:
         self.redis.delete(self._key(key))
 
+    @_unavailable
     def add(self, key: str, value: JSONValue, *, ttl: int) -> bool:
         full, real_ms, encoded = self._key(key), self._real_ttl_ms(ttl), self._encode(value)
         now = self.clock.now()
         return bool(self._add_script(keys=[full], args=[encoded, repr(now + ttl), repr(now), real_ms]))
 
+    @_unavailable
     def pop(self, key: str) -> JSONValue | None:
         full = self._key(key)
         with self.redis.pipeline(transaction=True) as pipe:
@@ -113,11 +144,13 @@ class RedisStore(StateStore):
             (raw_value, raw_expiry), _ = pipe.execute()
         return self._live(raw_value, raw_expiry)
 
+    @_unavailable
     def incr(self, key: str, *, ttl: int) -> int:
         full, real_ms = self._key(key), self._real_ttl_ms(ttl)
         now = self.clock.now()
         return int(self._incr_script(keys=[full], args=[repr(now + ttl), repr(now), real_ms]))
 
+    @_unavailable
     def replace(self, key: str, value: JSONValue, *, expected: JSONValue | None = None,
                 ttl: int | None = None) -> bool:
         now = self.clock.now()
@@ -125,6 +158,7 @@ class RedisStore(StateStore):
                 "" if ttl is None else repr(now + ttl), "" if ttl is None else self._real_ttl_ms(ttl)]
         return bool(self._replace_script(keys=[self._key(key)], args=args))
 
+    @_unavailable
     def ttl(self, key: str) -> int | None:
         raw_expiry = self.redis.hget(self._key(key), "e")
         return None if raw_expiry is None else self._seconds_left(float(raw_expiry), self.clock.now())
