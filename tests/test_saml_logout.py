@@ -310,3 +310,61 @@ def test_logout_response_with_an_overlong_in_response_to_is_refused_before_anyth
                              raw_query=None, registry=None, slo_urls=("http://idp.test/saml/slo",), now=0.0,
                              max_bytes=200_000, max_age=300, skew=120)
     assert "too long" in raised.value.detail
+
+
+@pytest.mark.parametrize("initiator", ["monespace", "fse"])
+def test_logout_from_each_portal_with_a_third_one_down(world, tmp_path, initiator):
+    """Three portals in the session, the third one's server down: whichever portal
+    starts the logout, the other live one is logged out, the down one is reported,
+    and the initiator hears PartialLogout."""
+    from dataclasses import replace as with_
+
+    from tests.saml_sp import FSE, TestPortal
+
+    app, services, monespace, fse = world
+    down = TestPortal(services, with_(FSE, slug="down", base_url="http://localhost:18099"), tmp_path / "down")
+    browser = app.test_client()
+    page = follow(browser, send(browser, monespace.request()))
+    identities = {"monespace": monespace.parse(autopost_fields(login_with_password(
+        browser, page, username="marie.dupont"))[1]["SAMLResponse"])}
+    identities["fse"] = _sso_to(browser, fse)
+    autopost_fields(send(browser, down.request()))  # answered, never delivered: the server is down
+    starter, other = (monespace, fse) if initiator == "monespace" else (fse, monespace)
+    page = _logout_at(browser, services, starter, identities[initiator].name_id)
+    frames = frames_of(page)
+    assert len(frames) == 2
+    answered = [src for src in frames if _frame_target(browser, src) == other.spec.base_url]
+    _portal_answers(browser, other, answered[0], name_id=identities["fse" if other is fse else "monespace"].name_id)
+    final = browser.get(finish_link(page))  # the page's time limit passed: the down portal never answered
+    reply = urlsplit(final.headers["Location"])
+    assert f"{reply.scheme}://{reply.netloc}{reply.path}" == f"{starter.spec.base_url}/slo"
+    answer = starter.client.parse_logout_request_response(parse_qs(reply.query)["SAMLResponse"][0],
+                                                          BINDING_HTTP_REDIRECT)
+    assert answer.response.status.status_code.status_code.value == \
+        "urn:oasis:names:tc:SAML:2.0:status:PartialLogout"
+    finished = audit_events(services, "logout.finished")[-1]
+    assert finished.result == "partial" and finished.detail["failed"] == down.entity_id
+
+
+def _frame_target(browser, frame_src: str) -> str:
+    """Where a frame's LogoutRequest goes (scheme://host:port), without sending it on."""
+    url = urlsplit(browser.get(frame_src).headers["Location"])
+    return f"{url.scheme}://{url.netloc}"
+
+
+def test_logout_while_a_login_is_in_flight_ends_only_the_session(logged_in):
+    """A second tab is half-way through a login when the first logs out: the logout
+    ends the session and tells the portals; the login in flight, once finished,
+    starts a new session that owes nothing to the ended one."""
+    app, services, browser, monespace, fse, response = logged_in
+    choose = follow(browser, send(browser, fse.request(force_authn="true")))  # a login in flight, same browser
+    home = browser.get("/").get_data(as_text=True)
+    page = browser.post("/logout", data={"csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', home)[1]})
+    (frame,) = frames_of(page)
+    _portal_answers(browser, monespace, frame, name_id=response.name_id)
+    assert 'id="logged-out"' in browser.get(finish_link(page)).get_data(as_text=True)
+    done = login_with_password(browser, choose, username="marie.dupont")
+    fse.parse(autopost_fields(done)[1]["SAMLResponse"])
+    with browser.session_transaction() as flask_session:
+        session = services.sessions.get(flask_session["sid"])
+    assert session.portals == [fse.entity_id]  # Mon Espace, logged out, is not carried over
