@@ -135,3 +135,27 @@ def test_force_authn_is_a_new_login_not_a_step_up(world):
     password_login(browser, monespace)
     page = follow(browser, send(browser, monespace.request(force_authn="true"))).get_data(as_text=True)
     assert 'id="step-up"' not in page and 'id="key-password"' in page
+
+
+@pytest.mark.parametrize("refs,comparison", [
+    (["urn:example:unknown:class"], "minimum"),                 # a class nobody knows
+    ([f"{LEVEL}500"], "sideways"),                             # a comparison outside the four
+    (["not a uri at all", ""], "exact"),                        # malformed references
+])
+def test_bad_class_references_answer_no_authn_context_and_end_nothing(world, refs, comparison):
+    from saml2.saml import AuthnContextClassRef
+    from saml2.samlp import RequestedAuthnContext
+    from saml2.response import StatusError
+
+    app, services, monespace, fse = world
+    browser = app.test_client()
+    password_login(browser, monespace)
+    sid = sid_of(app, browser)
+    wanted = RequestedAuthnContext(authn_context_class_ref=[AuthnContextClassRef(text=r) for r in refs],
+                                   comparison=comparison)
+    answer = send(browser, monespace.request(requested_authn_context=wanted))
+    with pytest.raises(StatusError, match="NoAuthnContext"):
+        monespace.parse(autopost_fields(answer)[1]["SAMLResponse"])
+    assert audit_events(services, "saml.response")[-1].result == "no_authn_context"
+    assert sid_of(app, browser) == sid and services.sessions.get(sid) is not None  # nothing ended
+    assert monespace.parse(autopost_fields(send(browser, monespace.request()))[1]["SAMLResponse"])
