@@ -6,6 +6,8 @@ import secrets
 
 from flask_wtf.csrf import CSRFError
 from flask import g, render_template, request, session
+from jinja2 import pass_context
+from markupsafe import Markup
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 from sqlalchemy.exc import OperationalError
@@ -48,7 +50,15 @@ def render_error(error: errors.SesameError):
                            message=error_message(error.code, error.params)), status
 
 
+@pass_context
+def invalid(context) -> str:
+    """``{{ invalid() }}`` in a form field: when the page shows an error (``#error``),
+    the field says it is invalid and points at the error, for screen readers."""
+    return Markup(' aria-invalid="true" aria-describedby="error"') if context.get("error") else ""
+
+
 def init_web(app, settings) -> None:
+    app.jinja_env.globals["invalid"] = invalid
     proxies = int(settings["server"]["proxies"])
     if proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)

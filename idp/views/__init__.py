@@ -8,7 +8,7 @@ from adapters import SHARED_TEMPLATES
 
 def register_views(app, csrf) -> None:
     from idp.journeys.engine import Engine
-    from idp.views import account, login, office, pages, saml
+    from idp.views import account, login, office, operator, pages, saml
     from idp.views.http import FlaskUrls
 
     from idp.app.web import content_security_policy
@@ -31,6 +31,8 @@ def register_views(app, csrf) -> None:
     account.init_login(app)  # Flask-Login over the SSO session (idp/views/account.py)
     app.register_blueprint(account.bp)
     app.register_blueprint(office.bp)  # the registration office and its activation path (idp/views/office.py)
+    operator.init_operator(app, services.settings)  # the operator's name, mark and footer (idp/views/operator.py)
+    app.register_blueprint(operator.bp)
     settings = services.settings
     if settings.demo and "outbox" in (settings["mail"]["backend"], settings["sms"]["backend"]):
         from idp.views import demo  # shows codes to whoever asks: the demo's outbox only
