@@ -60,7 +60,8 @@ class Subject:
 
 
 # Attributes a key may learn about a person (the engine keeps them for portals).
-LEARNABLE = ("surname", "given_name", "birth_date", "mail", "nrn")
+# eidas_identifier: the eIDAS PersonIdentifier (``XX/BE/…``) a European login proved.
+LEARNABLE = ("surname", "given_name", "birth_date", "mail", "nrn", "eidas_identifier")
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,23 @@ class Json:
 
     data: Mapping[str, Any]
     status: int = 200
+
+
+@dataclass(frozen=True)
+class Document:
+    """A public endpoint's answer that is not JSON (signed SAML metadata)."""
+
+    body: bytes
+    content_type: str
+
+
+@dataclass(frozen=True)
+class PublicContext:
+    """What a public endpoint may use: the key's declared ports and its fixed
+    return URL (absolute), which names it to the outside (an entity ID, a redirect URI)."""
+
+    ports: Any
+    return_url: str
 
 
 @dataclass(frozen=True)
@@ -261,6 +279,7 @@ class Adapter(ABC):
         return {}
 
     def public_endpoints(self) -> Mapping[str, Any]:
-        """Public GET endpoints under ``/keys/<id>/<name>``: name -> callable
-        returning a ``Json`` (e.g. a JWKS an OpenID provider fetches)."""
+        """Public GET endpoints under ``/keys/<id>/<name>``: name -> callable taking a
+        ``PublicContext`` and returning a ``Json`` (a JWKS an OpenID provider fetches)
+        or a ``Document`` (signed SAML metadata an eIDAS node fetches)."""
         return {}

@@ -17,6 +17,7 @@ from metadata.errors import MetadataError
 # DESIGN.md §4: the attribute profile; a portal receives only what its policy lists.
 ATTRIBUTE_PROFILE: tuple[str, ...] = (
     "egovNRN", "surname", "givenName", "mail", "PrefLanguage", "fedid", "birthDate", "authenticationMethod",
+    "eidasIdentifier",
 )
 MAX_DISPLAY_NAME = 200
 

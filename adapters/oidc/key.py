@@ -127,7 +127,7 @@ class OidcKey(Adapter):
 
     # --- what the engine asks ------------------------------------------------------------
     def public_endpoints(self):
-        return {"jwks.json": lambda: Json(self.jwks())}
+        return {"jwks.json": lambda public: Json(self.jwks())}
 
     def jwks(self) -> dict:
         """Our public keys, at /keys/<id>/jwks.json: the provider checks our request

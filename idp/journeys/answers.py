@@ -45,4 +45,11 @@ class JsonAnswer:
     new_sid: str | None = None
 
 
-Answer = Page | Go | PostToPortal | JsonAnswer
+@dataclass(frozen=True)
+class DocumentAnswer:
+    body: bytes
+    content_type: str
+    new_sid: str | None = None
+
+
+Answer = Page | Go | PostToPortal | JsonAnswer | DocumentAnswer

@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 from typing import Any, Mapping, Protocol
 
-from adapters.base import Challenge, Failure, Json, Purpose, Redirect, Success
+from adapters.base import Challenge, Document, Failure, Json, PublicContext, Purpose, Redirect, Success
 from idp import errors
-from idp.journeys.answers import Answer, Go, JsonAnswer, Page, PostToPortal
+from idp.journeys.answers import Answer, DocumentAnswer, Go, JsonAnswer, Page, PostToPortal
 from idp.journeys.context import HttpInput, KeyContext, Ports
 from idp.journeys.journey import Journey, PortalRequest, Requirement
 from idp.journeys.validation import refusal
@@ -231,12 +231,14 @@ class Engine:
                                                      error=errors.Cancelled("cancelled by the citizen"),
                                                      relay_state=journey.portal.relay_state))
 
-    def public(self, key: str, name: str) -> JsonAnswer:
+    def public(self, key: str, name: str) -> JsonAnswer | DocumentAnswer:
         adapter = self.s.adapters.get(key)
         endpoint = adapter.public_endpoints().get(name) if adapter else None
         if endpoint is None:
             raise errors.NotFound(f"no public endpoint {key[:40]}/{name[:40]}")
-        answer = endpoint()
+        answer = endpoint(PublicContext(ports=self.ports_for(adapter), return_url=self.urls.key_return(key)))
+        if isinstance(answer, Document):
+            return DocumentAnswer(answer.body, answer.content_type)
         return JsonAnswer(dict(answer.data), answer.status)
 
     # --- outcomes -------------------------------------------------------------------

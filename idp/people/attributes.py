@@ -7,12 +7,12 @@ import hmac
 from typing import Mapping, Sequence
 
 PROFILE = ("egovNRN", "surname", "givenName", "mail", "PrefLanguage", "fedid", "birthDate",
-           "authenticationMethod")
+           "authenticationMethod", "eidasIdentifier")
 
 
 # What keys learn (adapters.base.LEARNABLE) under the profile's names.
 LEARNED_AS = {"surname": "surname", "given_name": "givenName", "mail": "mail", "birth_date": "birthDate",
-              "nrn": "egovNRN"}
+              "nrn": "egovNRN", "eidas_identifier": "eidasIdentifier"}
 
 
 def person_attributes(*, person, key: str, lang: str | None,

@@ -13,7 +13,7 @@ from flask import current_app, g, jsonify, redirect, render_template, request, s
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RoutingException
 
-from idp.journeys.answers import Answer, Go, JsonAnswer, Page, PostToPortal
+from idp.journeys.answers import Answer, DocumentAnswer, Go, JsonAnswer, Page, PostToPortal
 from idp.journeys.context import HttpInput
 from idp.messages import KEY_NAMES, KEYS, error_message
 from idp.saml.single_logout import Done, Frames
@@ -86,6 +86,8 @@ def render(answer: Answer):
         return redirect(answer.url, code=303)
     if isinstance(answer, JsonAnswer):
         return jsonify(dict(answer.data)), answer.status
+    if isinstance(answer, DocumentAnswer):
+        return current_app.response_class(answer.body, mimetype=answer.content_type)
     if isinstance(answer, Page):
         values = dict(answer.values)
         adapter = values.get("adapter")

@@ -74,7 +74,7 @@ class StandinRedirect(Adapter):
 
     def public_endpoints(self):
         # What an OpenID provider would fetch to check our signed requests (itsme: a JWKS URL).
-        return {"jwks.json": lambda: Json({"keys": [{"kty": "oct", "kid": "standin", "use": "sig"}]})}
+        return {"jwks.json": lambda public: Json({"keys": [{"kty": "oct", "kid": "standin", "use": "sig"}]})}
 
     def begin(self, ctx):
         nonce = ctx.state["nonce"] = secrets.token_urlsafe(12)
