@@ -13,6 +13,8 @@ from typing import Mapping
 from adapters.base import (  # noqa: F401
     Adapter, AuthResult, Challenge, Failure, Group, Json, Purpose, Redirect, Subject, SubjectKind, Success,
 )
+from adapters.eid import EidAdapter
+from adapters.eidas import EidasAdapter
 from adapters.email_code import EmailCodeAdapter
 from adapters.itsme import ItsmeAdapter
 from adapters.password import PasswordAdapter
@@ -31,6 +33,8 @@ ADAPTERS: dict[str, type[Adapter]] = {
     TotpAdapter.id: TotpAdapter,
     ItsmeAdapter.id: ItsmeAdapter,
     TokenAdapter.id: TokenAdapter,
+    EidAdapter.id: EidAdapter,
+    EidasAdapter.id: EidasAdapter,
 }
 
 

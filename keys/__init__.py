@@ -29,6 +29,7 @@ from keys.generate import ensure_key_pair, generate_key_pair
 from keys.redirect import sign_query, verify_query
 from keys.safexml import parse_safe_xml
 from keys.signer import FileSigner, Signer
+from keys.xmldec import DecryptionError, decrypt_element, load_decryption_key
 from keys.xmldsig import verify_xml
 from keys.xmlenc import (
     AES128_CBC,
@@ -57,6 +58,7 @@ __all__ = [
     "RSA_SHA512",
     "SAML_ISSUER",
     "SHA256",
+    "DecryptionError",
     "EncryptionError",
     "FileSigner",
     "InvalidSignature",
@@ -66,9 +68,11 @@ __all__ = [
     "UnsafeSignature",
     "UnsafeXml",
     "check_recipient",
+    "decrypt_element",
     "encrypt_element",
     "ensure_key_pair",
     "generate_key_pair",
+    "load_decryption_key",
     "parse_safe_xml",
     "sign_query",
     "verify_query",

@@ -233,8 +233,8 @@ def test_key_tables_are_checked_by_the_keys_not_twice(tmp_path, clean_environ):
     from idp.app.services import Services
 
     assert load_settings(None, environ={})  # no file: nothing to check
-    quiet = write_node(tmp_path / "quiet", demo=True, extra="[keys.eid]\nmodule = \"kept for later\"\n")
-    assert load_settings(quiet, environ={})["keys"]["eid"] == {"module": "kept for later"}
+    quiet = write_node(tmp_path / "quiet", demo=True, extra="[keys.someday]\nmodule = \"kept for later\"\n")
+    assert load_settings(quiet, environ={})["keys"]["someday"] == {"module": "kept for later"}
     typo = write_node(tmp_path / "typo", demo=True, extra="[keys.password]\nmax_failure = 3\n")
     settings = load_settings(typo, environ={})
     with pytest.raises(ConfigError) as raised:

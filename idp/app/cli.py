@@ -51,6 +51,8 @@ def cmd_demo(args) -> int:
     from idp.app.demo import (DEMO_CITIZENS, DEMO_KEY_HOLDERS, DEMO_OFFICER, DEMO_PASSWORD, create_citizens,
                               create_demo_keys, create_demo_office, portal_specs, serve_in_thread,
                               start_itsme_sandbox, start_portals)
+    from idp.app.demo import start_eidas_sandbox
+    from idp.app.demo import start_eid_sandbox
 
     settings = load_settings(args.config or str(demo_config()))
     if not settings.demo:
@@ -62,6 +64,7 @@ def cmd_demo(args) -> int:
     from idp.app.services import Services
 
     configure_logging(level=settings["log"]["level"], fmt=settings["log"]["format"])
+    eid = start_eid_sandbox(settings, host=args.host)  # before the services: the eID key reads its trust anchors
     services = Services.build(settings)
     app = create_app(services=services)
     create_citizens(services)
@@ -70,6 +73,7 @@ def cmd_demo(args) -> int:
     specs = portal_specs("localhost", (args.portal_ports[0], args.portal_ports[1]))
     start_portals(services, specs, settings.data_dir / "portals", host=args.host)
     itsme = start_itsme_sandbox(services)
+    eidas = start_eidas_sandbox(services)
     port = int(settings.base_url.rsplit(":", 1)[1])
     serve_in_thread(app, args.host, port)
     print("\nSésame demo is running.\n")
@@ -88,6 +92,24 @@ def cmd_demo(args) -> int:
               "then \"Confirmer\":")
         for identity in IDENTITIES.values():
             print(f"    {identity['phone_number']:<14} {identity['given_name']} {identity['family_name']}")
+    if eidas is not None:
+        from sandbox.eidas.identities import IDENTITIES as EIDAS_PEOPLE
+
+        print(f"  European key (eIDAS sandbox node, {services.adapters['eidas'].settings.node_sso_url}): choose "
+              "the country, then a person and a level at the node:")
+        for person in EIDAS_PEOPLE.values():
+            name = f"{person['given_name']} {person['family_name']}"
+            print(f"    {person['country']}  {name:<16} {person['identifier']}")
+    if eid is not None:
+        pki, _, softhsm_conf, holders = eid
+        print(f"  eID card reader (sandbox PKI, OCSP {pki.ocsp_url}):")
+        if softhsm_conf is not None:
+            print("    test cards on SoftHSM2, PIN 1234: " + ", ".join(
+                f"{p.given} {p.surname} ({p.nrn}{', revoked' if p.kind == 'revoked' else ''})" for p in holders))
+            print(f"    in another terminal: SOFTHSM2_CONF={softhsm_conf} .venv/bin/sesame eid "
+                  f"--module /usr/lib/softhsm/libsofthsm2.so --origin {settings.base_url} --card {holders[0].nrn}")
+        else:
+            print("    no test card: install softhsm2 (apt-get install softhsm2; ./scripts/demo does) and restart")
     if any(k in services.adapters for k in ("email_code", "sms_code")):
         print(f"  Codes by e-mail and SMS land in the demo outbox: {settings.base_url}/demo/outbox")
     for username, seed in seeds.items():
@@ -279,6 +301,13 @@ def cmd_officer(args) -> int:
     return 0
 
 
+def cmd_eid(args) -> int:
+    """The card-reader helper on the citizen's computer (adapters/eid/helper.py, docs/eid.md)."""
+    from adapters.eid.helper import main as eid_main
+
+    return eid_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sesame", description="Sésame identity provider")
     parser.add_argument("--config", "-c", help="TOML configuration file (default: $SESAME_CONFIG)")
@@ -294,6 +323,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--portal-ports", type=int, nargs=2, default=(8081, 8082))
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("eid", help="the eID card-reader helper: signs the login page's challenge with the card")
+    from adapters.eid.helper import add_arguments as eid_arguments
+
+    eid_arguments(p)
+    p.set_defaults(func=cmd_eid)
 
     p = sub.add_parser("init-secrets", help="create the secret key, pairwise secret and signing key once "
                                             "(into the data folder), to copy to every node")

@@ -22,7 +22,7 @@ from sp_examples.portal import PortalSpec, create_portal_app, sp_config, sp_meta
 
 
 # The keys the demo portals accept, those not enabled left out (register_portal).
-DEMO_KEYS = ("itsme", "password", "totp", "email_code", "sms_code", "token")
+DEMO_KEYS = ("itsme", "password", "totp", "email_code", "sms_code", "token", "eidas", "eid")
 
 DEMO_PORTALS = (
     PortalSpec(slug="monespace", title="Mon Espace", base_url="http://localhost:8081",
@@ -151,6 +151,67 @@ def start_itsme_sandbox(services, host: str = "127.0.0.1"):
     server, _ = start_sandbox(host, urlsplit(conf.issuer).port, issuer_url=conf.issuer,
                               clients={conf.client_id: registered})
     return server
+
+
+def start_eidas_sandbox(services, host: str = "127.0.0.1"):
+    """The eIDAS sandbox node (sandbox/eidas) at ``[keys.eidas] node_sso_url``, with
+    Sésame registered from its signed SP metadata, as a real node registers a
+    connector; None when the European key is not enabled.  The node's keys are new
+    at each start: its certificate goes to ``node_certificate_file``, which the key
+    reads again when it changes."""
+    adapter = services.adapters.get("eidas")
+    if adapter is None:
+        return None
+    from urllib.parse import urlsplit
+
+    from adapters.eidas.metadata import sp_metadata
+    from sandbox.eidas import sp_from_metadata, start_sandbox, state
+
+    conf = adapter.settings
+    node = urlsplit(conf.node_sso_url)
+    metadata = sp_metadata(adapter=adapter, signer=services.signer, now=services.clock.now(),
+                           return_url=f"{services.settings.base_url}/login/eidas/return")
+    registered = sp_from_metadata(metadata)
+    server, app = start_sandbox(host, node.port, base_url=f"{node.scheme}://{node.netloc}",
+                                sps={registered["entity_id"]: registered})
+    certificate = Path(conf.node_certificate_file)
+    certificate.parent.mkdir(parents=True, exist_ok=True)
+    certificate.write_bytes(state(app).certificate_pem)
+    certificate.chmod(0o600)  # public, but among secrets: one rule for the keys folder
+    return server
+
+
+EID_SANDBOX_PORT = 8092  # the sandbox PKI's OCSP responder and CRL (in every demo card's certificate)
+
+
+def start_eid_sandbox(settings, host: str = "127.0.0.1"):
+    """The eID sandbox (sandbox/eid) when the eID key is enabled, made afresh at each
+    start, *before* the services are built (the key reads its trust anchors then):
+    a test PKI whose root and Citizen CA go to ``[keys.eid] root_files`` and
+    ``intermediate_files``, its OCSP responder on ``EID_SANDBOX_PORT``, and SoftHSM2
+    cards (PIN 1234) in ``<data_dir>/eid/softhsm`` when softhsm2 is installed.
+    Returns ``(pki, responder, softhsm_conf or None, card holders)``, or None."""
+    if "eid" not in settings.enabled_keys:
+        return None
+    import shutil
+
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from sandbox.eid import PEOPLE, OcspResponder, Pki
+    from sandbox.eid.cards import make_cards, softhsm_available
+
+    conf = settings.key_settings().get("eid", {})
+    directory = settings.data_dir.resolve() / "eid"  # absolute: SOFTHSM2_CONF is used from another terminal
+    shutil.rmtree(directory, ignore_errors=True)  # a fresh PKI each start: no CA key is ever kept on disk
+    pki = Pki(f"http://{host}:{EID_SANDBOX_PORT}")
+    for files, cert in ((conf.get("root_files", []), pki.root), (conf.get("intermediate_files", []), pki.ca)):
+        for name in files[:1]:
+            Path(name).parent.mkdir(parents=True, exist_ok=True)
+            Path(name).write_bytes(cert.public_bytes(Encoding.PEM))
+    responder = OcspResponder(pki, host, EID_SANDBOX_PORT).start()
+    holders = [p for p in PEOPLE if p.on_card]
+    softhsm_conf = make_cards(directory / "softhsm", pki, holders).conf if softhsm_available() else None
+    return pki, responder, softhsm_conf, holders
 
 
 def portal_specs(host: str, ports: tuple[int, int]) -> list[PortalSpec]:

@@ -257,7 +257,36 @@ class Services:
         services.sso = SsoService(services)
         services.logout = SingleLogout(services)
         services.ports = key_ports(services)
+        services.ports["client_certificate"] = ClientCertificateHeader()  # the eID key's proxy-header mode
+        # The eIDAS key (adapters/eidas) signs its requests with Sésame's key, and asks
+        # its node for the level (and ForceAuthn) the journey needs.
+        services.ports.update(signer=signer, journey_needs=_journey_needs(services.journeys))
         return services
+
+
+class ClientCertificateHeader:
+    """A port of the eID key (proxy-header mode): the TCP peer of this request,
+    before any X-Forwarded-For rewriting (the proxy itself, which the key checks
+    against its ``trusted_proxies``), and one header's value."""
+
+    def read(self, header: str) -> tuple[str, str | None]:
+        from flask import request
+
+        environ = request.environ
+        peer = environ.get("werkzeug.proxy_fix.orig", {}).get("REMOTE_ADDR") or environ.get("REMOTE_ADDR") or ""
+        return peer, request.headers.get(header)
+
+
+def _journey_needs(journeys: Journeys):
+    """The ``journey_needs`` port: what a journey must reach (``Requirement.to_mapping``),
+    read-only, for a key that passes it on upstream; {} for a journey gone."""
+    from idp.journeys.journey import PREFIX
+
+    def needs(journey_id: str) -> dict:
+        data = journeys.store.get(PREFIX + journey_id) or {}
+        return dict(data.get("requirement") or {})
+
+    return needs
 
 
 def level_table(settings: Settings, adapters: Mapping[str, Any]) -> LevelTable:
