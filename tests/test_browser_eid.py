@@ -138,3 +138,46 @@ def test_without_the_helper_the_page_offers_the_code_to_paste(demo, context):
     page.click("#submit")
     page.wait_for_url(demo.portal_url("monespace") + "/")
     assert page.locator('#attributes td[data-attr="egovNRN"]').inner_text() == "85031412302"
+
+
+# The Web eID browser extension's side of its window-message protocol, as its content
+# script behaves: an acknowledgement at once, then the token (here Jan's SoftHSM2 card,
+# signing through PKCS#11 in this test process's card worker) or a failure.
+EXTENSION = """
+window.addEventListener("message", async (event) => {
+  if (event.source !== window || !event.data || event.data.action !== "web-eid:authenticate") { return; }
+  window.postMessage({ action: "web-eid:authenticate-ack" }, window.location.origin);
+  const token = await window.webEidCard(event.data.challengeNonce, window.location.origin);
+  const reply = token.error ? { action: "web-eid:authenticate-failure", error: { code: token.error } }
+                            : Object.assign({ action: "web-eid:authenticate-success" }, token);
+  window.postMessage(reply, window.location.origin);
+});
+"""
+
+
+def test_the_page_uses_the_web_eid_extension_when_the_citizen_has_it(demo, context):
+    """With the extension, the page does not call the helper (which holds Marie's card):
+    the portal receives Jan's identity, from the card the extension signed with."""
+    asked: list[str] = []
+
+    def card(nonce: str, origin: str) -> dict:
+        asked.append(nonce)
+        assert len(nonce) >= 44  # what the extension demands of a challenge
+        return demo.eid.sign_with_card("jan", nonce, origin=origin)
+
+    context.expose_function("webEidCard", card)
+    context.add_init_script(EXTENSION)
+    page = to_eid_page(demo, context)
+    page.click("#eid-start")
+    page.wait_for_url(demo.portal_url("monespace") + "/", timeout=20_000)
+    assert len(asked) == 1
+    assert page.locator('#attributes td[data-attr="egovNRN"]').inner_text() == demo.eid.pki.issued["jan"].person.nrn
+
+
+def test_a_cancel_in_the_extension_is_said_on_the_page(demo, context):
+    context.expose_function("webEidCard", lambda nonce, origin: {"error": "ERR_WEBEID_USER_CANCELLED"})
+    context.add_init_script(EXTENSION)
+    page = to_eid_page(demo, context)
+    page.click("#eid-start")
+    page.locator('#eid-status[data-code="cancelled"]').wait_for()
+    assert "annulé" in page.locator("#eid-status").inner_text()

@@ -156,7 +156,9 @@ class EidAdapter(Adapter):
         old = ctx.state.get("nonce")
         if old:
             store.delete(NONCE_PREFIX + old)  # one live challenge per journey
-        nonce = secrets.token_urlsafe(32)     # 256 bits
+        # 256 bits in standard base64 (44 characters): the Web eID extension wants
+        # at least that; the helper takes any string.
+        nonce = base64.b64encode(secrets.token_bytes(32)).decode("ascii")
         store.put(NONCE_PREFIX + nonce, ctx.journey_id, ttl=self.settings.nonce_seconds)
         ctx.state["nonce"] = nonce
         return nonce
