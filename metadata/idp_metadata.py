@@ -39,7 +39,9 @@ _PREFIXES = {"md": md.NAMESPACE, "ds": xmldsig.NAMESPACE, "saml": saml.NAMESPACE
 
 def build_idp_metadata(*, entity_id: str, sso_url: str, slo_url: str, signing_cert_b64: str,
                        valid_for_seconds: int | None, now: float, attribute_names: Iterable[str],
-                       organization: str | None = None, cache_duration_seconds: int | None = None) -> bytes:
+                       organization: str | None = None, cache_duration_seconds: int | None = None,
+                       extra_signing_certs_b64: Iterable[str] = (),
+                       encryption_certs_b64: Iterable[str] = ()) -> bytes:
     """Return Sésame's metadata as UTF-8 XML bytes (with an XML declaration).
 
     ``signing_cert_b64`` is the base64 DER of the signing certificate (PEM is
@@ -50,11 +52,18 @@ def build_idp_metadata(*, entity_id: str, sso_url: str, slo_url: str, signing_ce
     Raises ``MetadataConfigError`` when the inputs cannot make valid metadata.
     """
     cert_b64 = _certificate_b64(signing_cert_b64)
+    # Key rollover (docs/operations.md): the next and previous signing keys beside the
+    # current one, so that a portal trusts a response signed by either; encryption keys.
+    extra = [_certificate_b64(c) for c in extra_signing_certs_b64]
+    encryption = [_certificate_b64(c) for c in encryption_certs_b64]
     idp = md.IDPSSODescriptor(
         protocol_support_enumeration=SAML2_PROTOCOL,
         want_authn_requests_signed="false",
         key_descriptor=[md.KeyDescriptor(use="signing", key_info=xmldsig.KeyInfo(
-            x509_data=[xmldsig.X509Data(x509_certificate=xmldsig.X509Certificate(text=cert_b64))]))],
+            x509_data=[xmldsig.X509Data(x509_certificate=xmldsig.X509Certificate(text=cert_b64))]))]
+        + [md.KeyDescriptor(use=use, key_info=xmldsig.KeyInfo(
+            x509_data=[xmldsig.X509Data(x509_certificate=xmldsig.X509Certificate(text=c))]))
+           for use, certs in (("signing", extra), ("encryption", encryption)) for c in certs],
         single_logout_service=[md.SingleLogoutService(binding=b, location=slo_url)
                                for b in (BINDING_HTTP_REDIRECT, BINDING_HTTP_POST)],
         name_id_format=[md.NameIDFormat(text=f) for f in (NAMEID_TRANSIENT, NAMEID_PERSISTENT, NAMEID_EMAIL)],

@@ -22,7 +22,8 @@ from idp.persistence.models import AuditEvent, Base, Credential, Person
 from idp.persistence.store.sql import state_entry
 
 TABLES = {"person", "credential", "portal", "audit_event", "state_entry",
-          "office", "officer_role", "registration", "activation_code"}  # the registration office (0003)
+          "office", "officer_role", "registration", "activation_code",  # the registration office (0003)
+          "own_key"}  # Sésame's own keys and their rollover (0004)
 
 
 def _person(nrn: str = "85073003328", **kw: object) -> Person:

@@ -388,6 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--office", required=True)
         p.add_argument("--nrn", required=True)
         p.set_defaults(func=cmd_officer)
+    from idp.app.rollover import add_key_commands  # sesame keys list|generate|import|publish|activate|retire
+
+    add_key_commands(sub, _services)
     return parser
 
 

@@ -38,6 +38,8 @@ from idp.sessions.levels import LevelTable
 from keys.generate import ensure_key_pair
 from keys.signer import FileSigner
 from metadata.registry import PortalRegistry
+from idp.app.metrics import MetricsAudit, ObservedStore, TimedSigner
+from idp.app.rollover import RolloverMetadata, decryption_keys, install as install_rollover
 
 
 INIT_COMMAND = "sesame init-secrets"
@@ -122,8 +124,11 @@ def make_signer(settings: Settings):
     else ``<data_dir>/keys/signing.key`` and ``.crt``, generated when missing in
     demo mode only (outside it, a missing file is a ``ConfigError``)."""
     conf = settings["signing"]
+    if conf["backend"] == "hsm":  # the key stays on the [hsm] token (keys/hsm.py)
+        from idp.app.rollover import hsm_signer
+        return hsm_signer(settings)
     if conf["backend"] != "file":
-        raise ConfigError(f"[signing] backend {conf['backend']!r} unknown; known: file")
+        raise ConfigError(f"[signing] backend {conf['backend']!r} unknown; known: file, hsm")
     configured = _signing_files(settings)
     if configured:
         key, cert = configured
@@ -202,6 +207,7 @@ class Services:
     ports: dict = field(default_factory=dict)  # what keys may declare (``adapters.base.Adapter.ports``)
     cache: dict = field(default_factory=dict)  # derived values of this instance only (our signed metadata)
     codes: Any = None  # the one-time-code engines' factory (``adapters.one_time_code.CodeBook``)
+    keyring: Any = None  # Sésame's own keys and their rollover (``keys.keyring.KeyRing``)
 
     @classmethod
     def build(cls, settings: Settings, *, clock=None, migrate: bool = True,
@@ -232,6 +238,7 @@ class Services:
             database.upgrade()
         store = make_store(settings["store"]["url"], database=database, clock=clock,
                            prefix=settings["store"]["prefix"])
+        store = ObservedStore(store)  # counts store errors for /metrics (idp/app/metrics.py)
         registry = PortalRegistry(database.session, model=Portal, clock=clock, known_keys=list(adapters),
                                   levels=levels.scale)
         session_conf = settings["session"]
@@ -252,6 +259,11 @@ class Services:
             secret_key=secret_key, pairwise_secret=pairwise_secret,
             contacts=Contacts(database), mailer=mailer, sms=sms, sealer=Sealer(_secret(settings, "seal_key")),
         )
+        # Operations (issue 15): the audit port counted into /metrics, the signer behind
+        # the rollover keyring (idp/app/rollover.py) and timed; before any port is handed out.
+        services.audit = MetricsAudit(services.audit)
+        install_rollover(services)
+        services.signer = TimedSigner(services.signer, settings["signing"]["backend"])
         services.notices = Notices(mailer, services.contacts)
         services.codes = CodeBook(store, secret_key)
         services.sso = SsoService(services)
@@ -261,6 +273,11 @@ class Services:
         # The eIDAS key (adapters/eidas) signs its requests with Sésame's key, and asks
         # its node for the level (and ForceAuthn) the journey needs.
         services.ports.update(signer=signer, journey_needs=_journey_needs(services.journeys))
+        services.ports["signer"] = services.signer  # the keyring's current key, not the [signing] one
+        services.sso.metadata = RolloverMetadata(services)  # publishes next/current/previous keys
+        # Sésame's decryption keys to try in turn (current, next, previous), for a key that
+        # decrypts what is encrypted to Sésame (eIDAS): each works with keys.xmldec.decrypt_element.
+        services.ports["decryption_keys"] = lambda: decryption_keys(services)
         return services
 
 

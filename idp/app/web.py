@@ -63,6 +63,8 @@ def init_web(app, settings) -> None:
     if proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
     hsts = not settings.demo
+    from idp.views.ops import init_ops  # /metrics, /healthz, /readyz, request timing (docs/operations.md)
+    init_ops(app, settings)
 
     @app.after_request
     def security_headers(response):

@@ -10,6 +10,7 @@ import datetime as dt
 import uuid
 
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -181,3 +182,35 @@ class ActivationCode(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+# --- Sésame's own keys and their rollover (keys/keyring.py) -------------------------------
+class OwnKey(Base):
+    """One of Sésame's own keys (signing or encryption) and its rollover state.
+
+    ``backend``: "configured" (each node's ``[signing]`` key), "sealed" (the
+    PEM private key in ``sealed_key``, sealed with the seal key, so that every
+    node has it) or "hsm" (``key_ref`` is the key's label on the ``[hsm]``
+    token).  The certificate is public and lives here so every node publishes it."""
+
+    __tablename__ = "own_key"
+    __table_args__ = (
+        # At most one current key per use, whatever two nodes do at once.
+        Index("uq_own_key_current", "use", unique=True, sqlite_where=text("state = 'current'"),
+              postgresql_where=text("state = 'current'")),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    use: Mapped[str] = mapped_column(String(16))          # signing | encryption
+    label: Mapped[str] = mapped_column(String(64), unique=True)
+    backend: Mapped[str] = mapped_column(String(16))
+    key_ref: Mapped[str] = mapped_column(String(200), default="")
+    sealed_key: Mapped[str | None] = mapped_column(Text, nullable=True)
+    certificate_pem: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16))        # new | published | current | previous | retired
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+    published_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    activated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    deactivated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    retired_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)

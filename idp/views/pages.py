@@ -1,8 +1,8 @@
-"""Pages outside a login: home, language switch, logout, health."""
+"""Pages outside a login: home, journeys without a portal, language switch, logout.
+(Health and readiness: idp/views/ops.py.)"""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, redirect, render_template, request, session, url_for
-from sqlalchemy import text
+from flask import Blueprint, current_app, redirect, render_template, request, session
 
 from idp.messages import KEYS
 
@@ -56,12 +56,3 @@ def logout():
     # A page, not a redirect: every hop of a redirect chain that starts with a form
     # post is held to this page's form-action 'self', which would block the portals.
     return logout_step(run_id)
-
-
-@bp.get("/healthz")
-def health():
-    s = services()
-    with s.database.session() as db:
-        db.execute(text("select 1"))
-    s.store.get("healthz")
-    return jsonify(status="ok")
