@@ -415,8 +415,15 @@ def test_processes_racing_replace_one_wins_each_key(
 
 
 def test_redis_errors_surface(clock: FrozenClock) -> None:
-    """A store that cannot reach its server raises, it never answers "absent"."""
+    """A store that cannot reach its server raises (StoreUnavailable, which the pages
+    answer "start again"), it never answers "absent"; every operation alike."""
+    from idp.errors import StoreUnavailable
+
     store = RedisStore("redis://127.0.0.1:1/0", clock, socket_connect_timeout=0.5)
-    with pytest.raises(redis.ConnectionError):
-        store.get("k")
+    for call in (lambda: store.get("k"), lambda: store.put("k", 1, ttl=5), lambda: store.add("k", 1, ttl=5),
+                 lambda: store.pop("k"), lambda: store.incr("k", ttl=5), lambda: store.replace("k", 2),
+                 lambda: store.ttl("k"), lambda: store.delete("k")):
+        with pytest.raises(StoreUnavailable) as raised:
+            call()
+        assert isinstance(raised.value.__cause__, redis.ConnectionError)
     store.close()
