@@ -34,7 +34,7 @@ pytest_plugins = ["tests.eid_fixtures"]
 
 ROOT = Path(__file__).resolve().parents[1]
 ORIGIN = "http://idp.test"  # tests.eid_fixtures.ORIGIN: [server] base_url of tests.conftest.idp_settings
-NONCE = re.compile(r"--nonce ([A-Za-z0-9_\-]+)")
+NONCE = re.compile(r"--nonce ([A-Za-z0-9_\-+/=]+)")
 
 
 class World:

@@ -82,8 +82,11 @@ def start_node(config, port: int) -> subprocess.Popen:
                 return process
         except (requests.ConnectionError, requests.Timeout):
             pass
-        assert process.poll() is None, "sesame serve exited"
+        if process.poll() is not None:
+            raise RuntimeError("sesame serve exited")
         time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGTERM)  # never left behind
+    process.wait(timeout=20)
     raise RuntimeError("sesame serve did not answer")
 
 

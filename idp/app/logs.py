@@ -37,12 +37,26 @@ class TextFormatter(logging.Formatter):
         return f"{line} {json.dumps(audit, ensure_ascii=False, default=str)}" if audit else line
 
 
+class CurrentStderr(logging.StreamHandler):
+    """Writes to ``sys.stderr`` as it is at each record, not as it was when logging was
+    set up: whoever replaces it later (a daemon, a test's capture) keeps the log lines,
+    and a replaced stream that was closed is never written to."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def configure_logging(*, level: str, fmt: str) -> None:
     root = logging.getLogger("sesame")
     if getattr(root, "_sesame_configured", False):
         root.setLevel(level.upper())
         return
-    handler = logging.StreamHandler(sys.stderr)
+    handler = CurrentStderr()
     handler.setFormatter(JsonFormatter() if fmt == "json" else
                          TextFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     root.addHandler(handler)

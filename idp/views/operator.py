@@ -10,7 +10,7 @@ from __future__ import annotations
 import mimetypes
 from pathlib import Path
 
-from flask import Blueprint, abort, current_app, render_template, send_file, url_for
+from flask import Blueprint, abort, current_app, render_template, send_file
 
 from idp import errors
 
@@ -31,18 +31,16 @@ def mark_path(settings) -> Path | None:
 
 
 def init_operator(app, settings) -> None:
+    """``operator`` for every template, made once: a Jinja global rather than a context
+    processor, so that pages rendered outside a request (a token card) have it too."""
     conf = settings["operator"]
     app.config["SESAME_MARK"] = mark_path(settings)
-
-    @app.context_processor
-    def operator():
-        # Built per page (url_for needs a request); a handful of dict entries.
-        return {"operator": {
-            "name": conf["name"], "mark": app.config["SESAME_MARK"] is not None,
-            "privacy_url": conf["privacy_url"] or url_for("operator.privacy"),
-            "accessibility_url": conf["accessibility_url"] or url_for("operator.accessibility"),
-            "contact_url": conf["contact_url"] or url_for("operator.contact"),
-            "help_desk_url": conf["help_desk_url"]}}
+    app.jinja_env.globals["operator"] = {
+        "name": conf["name"], "mark": app.config["SESAME_MARK"] is not None,
+        "privacy_url": conf["privacy_url"] or "/privacy",
+        "accessibility_url": conf["accessibility_url"] or "/accessibility",
+        "contact_url": conf["contact_url"] or "/contact",
+        "help_desk_url": conf["help_desk_url"]}
 
 
 @bp.get("/help")
