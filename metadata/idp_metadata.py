@@ -24,7 +24,8 @@ from urllib.parse import urlsplit
 
 from cryptography import x509
 from lxml import etree
-from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, md, saml, xmldsig
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, element_to_extension_element, md, saml, xmldsig
+from saml2.extension import mdui
 
 from metadata.errors import MetadataConfigError, MetadataError
 from metadata.portal_metadata import SAML2_PROTOCOL, format_instant
@@ -34,14 +35,17 @@ NAMEID_TRANSIENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient"
 NAMEID_PERSISTENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
 NAMEID_EMAIL = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
 ATTRNAME_FORMAT_BASIC = "urn:oasis:names:tc:SAML:2.0:attrname-format:basic"
-_PREFIXES = {"md": md.NAMESPACE, "ds": xmldsig.NAMESPACE, "saml": saml.NAMESPACE}
+_PREFIXES = {"md": md.NAMESPACE, "ds": xmldsig.NAMESPACE, "saml": saml.NAMESPACE, "mdui": mdui.NAMESPACE}
+CONTACT_TYPES = frozenset({"technical", "support", "administrative", "billing", "other"})
 
 
 def build_idp_metadata(*, entity_id: str, sso_url: str, slo_url: str, signing_cert_b64: str,
                        valid_for_seconds: int | None, now: float, attribute_names: Iterable[str],
                        organization: str | None = None, cache_duration_seconds: int | None = None,
                        extra_signing_certs_b64: Iterable[str] = (),
-                       encryption_certs_b64: Iterable[str] = ()) -> bytes:
+                       encryption_certs_b64: Iterable[str] = (),
+                       contacts: Iterable[tuple[str, str, str]] = (),
+                       ui_info: dict | None = None) -> bytes:
     """Return Sésame's metadata as UTF-8 XML bytes (with an XML declaration).
 
     ``signing_cert_b64`` is the base64 DER of the signing certificate (PEM is
@@ -49,6 +53,10 @@ def build_idp_metadata(*, entity_id: str, sso_url: str, slo_url: str, signing_ce
     ``cacheDuration`` is ``cache_duration_seconds`` as an ``xs:duration`` when given.
     ``organization`` becomes OrganizationName and OrganizationDisplayName
     (xml:lang "en"), with the origin of ``sso_url`` as OrganizationURL.
+    ``contacts`` are ``(type, name, e-mail)`` ContactPersons (metadata §2.3.2.2);
+    ``ui_info`` fills ``mdui:UIInfo`` (SAML metadata UI 1.0) in the descriptor's
+    Extensions: ``display_names`` ({lang: name}), ``information_url``,
+    ``privacy_url``, each given in the languages of ``display_names``.
     Raises ``MetadataConfigError`` when the inputs cannot make valid metadata.
     """
     cert_b64 = _certificate_b64(signing_cert_b64)
@@ -72,11 +80,14 @@ def build_idp_metadata(*, entity_id: str, sso_url: str, slo_url: str, signing_ce
         attribute=[saml.Attribute(name=n, name_format=ATTRNAME_FORMAT_BASIC)
                    for n in dict.fromkeys(attribute_names)],
     )
+    if ui_info:
+        idp.extensions = md.Extensions(extension_elements=[element_to_extension_element(_ui_info(ui_info))])
     entity = md.EntityDescriptor(
         entity_id=entity_id,
         id="_" + hashlib.sha256(f"{entity_id}|{now!r}".encode()).hexdigest()[:40],
         idpsso_descriptor=[idp],
         organization=_organization(organization, sso_url) if organization else None,
+        contact_person=[_contact(*c) for c in contacts] or None,
     )
     if valid_for_seconds is not None:
         if valid_for_seconds <= 0:
@@ -132,4 +143,24 @@ def _organization(name: str, sso_url: str) -> md.Organization:
         organization_name=[md.OrganizationName(text=name, lang="en")],
         organization_display_name=[md.OrganizationDisplayName(text=name, lang="en")],
         organization_url=[md.OrganizationURL(text=f"{parts.scheme}://{parts.netloc}/", lang="en")],
+    )
+
+
+def _contact(kind: str, name: str, email: str) -> md.ContactPerson:
+    if kind not in CONTACT_TYPES:
+        raise MetadataConfigError(f"contact type {kind!r}: one of {', '.join(sorted(CONTACT_TYPES))}")
+    return md.ContactPerson(contact_type=kind, given_name=md.GivenName(text=name) if name else None,
+                            email_address=[md.EmailAddress(text=email if email.startswith("mailto:")
+                                                           else f"mailto:{email}")])
+
+
+def _ui_info(info: dict) -> mdui.UIInfo:
+    """What a portal (or a discovery page) shows of us, in each language we name ourselves in."""
+    langs = list(info.get("display_names", {}))
+    return mdui.UIInfo(
+        display_name=[mdui.DisplayName(text=name, lang=lang) for lang, name in info.get("display_names", {}).items()],
+        information_url=[mdui.InformationURL(text=info["information_url"], lang=lang) for lang in langs]
+        if info.get("information_url") else [],
+        privacy_statement_url=[mdui.PrivacyStatementURL(text=info["privacy_url"], lang=lang) for lang in langs]
+        if info.get("privacy_url") else [],
     )

@@ -151,3 +151,30 @@ def test_pysaml2_sp_builds_an_authn_request_to_sesame(cert_pair, cert_b64):
     location = dict(info["headers"])["Location"]
     assert location.split("?")[0] == SSO
     assert "SAMLRequest" in parse_qs(urlsplit(location).query)
+
+
+def test_our_metadata_names_its_contacts_and_its_display_names_from_configuration(make_idp):
+    """Organization, ContactPerson and mdui:UIInfo filled from [saml] and [operator]; a
+    pysaml2 SP reads them (issue 14 §4)."""
+    from saml2.mdstore import InMemoryMetaData
+    from saml2.config import Config
+
+    app, services = make_idp(saml={"organization": "Fédération Wallonie-Bruxelles",
+                                    "contact_technical_email": "sesame-ops@example.be",
+                                    "contact_support_email": "aide@example.be"},
+                             operator={"name": "Sésame FWB", "privacy_url": "https://www.example.be/vie-privee"})
+    xml = app.test_client().get("/saml/metadata").data
+    root = etree.fromstring(xml)
+    md_ns, ui_ns = "urn:oasis:names:tc:SAML:2.0:metadata", "urn:oasis:names:tc:SAML:metadata:ui"
+    contacts = {c.get("contactType"): c.findtext(f"{{{md_ns}}}EmailAddress") for c in root.iter(f"{{{md_ns}}}ContactPerson")}
+    assert contacts == {"technical": "mailto:sesame-ops@example.be", "support": "mailto:aide@example.be"}
+    assert root.findtext(f"{{{md_ns}}}Organization/{{{md_ns}}}OrganizationName") == "Fédération Wallonie-Bruxelles"
+    names = {n.get("{http://www.w3.org/XML/1998/namespace}lang"): n.text for n in root.iter(f"{{{ui_ns}}}DisplayName")}
+    assert names == {lang: "Sésame FWB" for lang in ("fr", "nl", "de", "en")}
+    assert {u.text for u in root.iter(f"{{{ui_ns}}}PrivacyStatementURL")} == {"https://www.example.be/vie-privee"}
+    assert {u.text for u in root.iter(f"{{{ui_ns}}}InformationURL")} == {"http://idp.test/help"}
+    store = InMemoryMetaData(Config().load({}).attribute_converters, None)  # pysaml2 parses it as an SP would
+    store.parse(xml.decode())
+    assert services.settings.entity_id in store.keys()
+    entity = store[services.settings.entity_id]  # read as pysaml2 reads metadata
+    assert {c["contact_type"] for c in entity["contact_person"]} == {"technical", "support"}

@@ -135,6 +135,7 @@ class RolloverMetadata:
 
     def __call__(self) -> bytes:
         from idp.people.attributes import PROFILE
+        from idp.saml.sso import metadata_details
         from metadata.idp_metadata import build_idp_metadata
 
         s = self.s
@@ -153,7 +154,7 @@ class RolloverMetadata:
             encryption_certs_b64=[_b64(r.certificate_pem) for r in view.published("encryption")],
             valid_for_seconds=valid_days * 86400 if valid_days else None, now=now,
             cache_duration_seconds=cache_seconds or None, attribute_names=PROFILE,
-            organization=saml["organization"])
+            **metadata_details(s.settings))
         signed = s.signer.sign_xml(xml, reference_id=etree.fromstring(xml).get("ID"))
         self._cached = (view.signature, now, signed)
         return signed

@@ -76,7 +76,7 @@ class SsoService:
                 signing_cert_b64=self.s.signer.certificate_b64(),
                 valid_for_seconds=valid_days * 86400 if valid_days else None, now=now,
                 cache_duration_seconds=cache_seconds or None,
-                attribute_names=PROFILE, organization=self.s.settings.saml("organization"))
+                attribute_names=PROFILE, **metadata_details(self.s.settings))
             root_id = etree.fromstring(xml).get("ID")  # our own document, just built
             cached = self.s.cache["idp_metadata"] = (now, self.s.signer.sign_xml(xml, reference_id=root_id))
         return cached[1]
@@ -236,6 +236,20 @@ class SsoService:
         self.s.audit.record("saml.response", result=error.code, portal=portal.entity_id,
                             request_id=request.request_id)
         return PostForm(request.acs_url, encode_post(xml), relay_state)
+
+
+def metadata_details(settings) -> dict:
+    """What our metadata says of us besides keys and endpoints: the organization, the
+    contacts (``[saml] contact_*_email``) and the mdui display names, in every language
+    the pages speak, with the help and privacy pages (``[operator]``)."""
+    conf, operator = settings["saml"], settings["operator"]
+    base = settings.base_url
+    contacts = [(kind, f"{operator['name']} ({kind})", conf[f"contact_{kind}_email"])
+                for kind in ("technical", "support") if conf[f"contact_{kind}_email"]]
+    return {"organization": conf["organization"], "contacts": contacts,
+            "ui_info": {"display_names": {lang: operator["name"] for lang in settings.languages},
+                        "information_url": f"{base}/help",
+                        "privacy_url": operator["privacy_url"] or f"{base}/privacy"}}
 
 
 def nameid_format(*, requested: str | None, policy, portal: str) -> str:
