@@ -22,6 +22,17 @@ ATTRIBUTE_PROFILE: tuple[str, ...] = (
 MAX_DISPLAY_NAME = 200
 
 
+class AttributeNames(enum.StrEnum):
+    """How released attributes are named: ``fas`` (Sésame's FAS-style names, NameFormat
+    basic), ``uri`` (standard URI names, ``urn:oid:…`` with NameFormat uri and the
+    FAS name as FriendlyName, where one exists; the others keep their FAS name) or
+    ``both`` (each attribute twice)."""
+
+    FAS = "fas"
+    URI = "uri"
+    BOTH = "both"
+
+
 class NameIdFormat(enum.StrEnum):
     """transient: a new opaque NameID per response; persistent: pairwise, stable per (person, portal);
     email: the person's e-mail address (SAML core §8.3.2), only with ``mail`` in the policy's attributes."""
@@ -74,6 +85,7 @@ class PortalPolicy:
     display_name: str | None = None
     require_signed_requests: bool = False
     encrypt_assertions: bool = False
+    attribute_names: AttributeNames = AttributeNames.FAS
 
     def signing(self, *, want_assertions_signed: bool) -> Signing:
         """Which of response and assertion to sign, given the metadata's ``WantAssertionsSigned``."""
@@ -96,6 +108,7 @@ class PortalPolicy:
             "display_name": self.display_name,
             "require_signed_requests": bool(self.require_signed_requests),
             "encrypt_assertions": bool(self.encrypt_assertions),
+            "attribute_names": str(AttributeNames(self.attribute_names)),
         }
 
 
@@ -142,6 +155,8 @@ def policy_from_mapping(
         display_name=_display_name(d.get("display_name")),
         require_signed_requests=_flag(d.get("require_signed_requests", False), field="require_signed_requests"),
         encrypt_assertions=_flag(d.get("encrypt_assertions", False), field="encrypt_assertions"),
+        attribute_names=_choice(AttributeNames, d.get("attribute_names", defaults.attribute_names),
+                                field="attribute_names"),
     )
 
 

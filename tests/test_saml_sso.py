@@ -294,3 +294,29 @@ def _request_xml(sent) -> str:
         raw = base64.b64decode(parse_qs(sent.query)["SAMLRequest"][0])
         return zlib.decompress(raw, -15).decode()
     return base64.b64decode(sent.data["SAMLRequest"]).decode()
+
+
+@pytest.mark.parametrize("mode", ["uri", "both"])
+def test_standard_uri_attribute_names_where_the_policy_asks(world, tmp_path, mode):
+    """A portal's policy may ask for urn:oid names (NameFormat uri, FriendlyName the FAS
+    name) instead of, or beside, Sésame's names; attributes without one keep theirs."""
+    from dataclasses import replace as with_
+
+    from tests.saml_sp import TestPortal
+
+    app, services, monespace, _ = world
+    spec = with_(monespace.spec, slug=f"oid-{mode}", base_url="http://localhost:18087",
+                 policy=(*monespace.spec.policy, ("attribute_names", mode)))
+    portal = TestPortal(services, spec, tmp_path / "oid")
+    browser = app.test_client()
+    _, done = login(browser, portal)
+    _, fields = autopost_fields(done)
+    statement = portal.parse(fields["SAMLResponse"]).assertion.attribute_statement[0]
+    named = {a.name: (a.name_format, a.friendly_name, [v.text for v in a.attribute_value])
+             for a in statement.attribute}
+    uri = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"
+    assert named["urn:oid:2.5.4.4"] == (uri, "surname", ["Dupont"])
+    assert named["urn:oid:2.5.4.42"] == (uri, "givenName", ["Marie"])
+    assert named["urn:oid:1.3.6.1.5.5.7.9.1"] == (uri, "birthDate", ["19850314000000Z"])
+    assert named["egovNRN"][2] == ["85031412302"]  # no standard name: Sésame's, always
+    assert ("surname" in named) is (mode == "both")

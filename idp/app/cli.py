@@ -158,7 +158,7 @@ def _policy_args(args, current: dict | None = None) -> dict:
         value = getattr(args, name)
         if value is not None:
             policy[name] = [v for v in value.split(",") if v]
-    for name in ("min_level", "nameid_format", "sign", "display_name", "encrypt_assertions"):
+    for name in ("min_level", "nameid_format", "sign", "display_name", "encrypt_assertions", "attribute_names"):
         value = getattr(args, name)
         if value is not None:
             policy[name] = value
@@ -350,6 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-level", dest="min_level", type=int)
     p.add_argument("--nameid-format", dest="nameid_format", choices=["transient", "persistent"])
     p.add_argument("--sign", choices=["metadata", "assertion", "response", "both"])
+    p.add_argument("--attribute-names", dest="attribute_names", choices=["fas", "uri", "both"],
+                   help="fas: Sésame's names; uri: standard urn:oid names where they exist; both")
     p.add_argument("--display-name", dest="display_name")
     p.add_argument("--encrypt-assertions", dest="encrypt_assertions", action="store_true", default=None,
                    help="encrypt assertions to the portal's metadata encryption key")

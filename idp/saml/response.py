@@ -17,6 +17,18 @@ from lxml import etree
 STATUS_SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
 ATTRNAME_BASIC = "urn:oasis:names:tc:SAML:2.0:attrname-format:basic"
+ATTRNAME_URI = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"
+# Standard URI names of the profile's attributes (X.500/LDAP OIDs as in eduPerson and
+# the SAML V2.0 X.500/LDAP attribute profile; the eIDAS natural-person identifier).
+# egovNRN, fedid and authenticationMethod have none: they keep their FAS name.
+URI_NAMES = {
+    "surname": "urn:oid:2.5.4.4",
+    "givenName": "urn:oid:2.5.4.42",
+    "mail": "urn:oid:0.9.2342.19200300.100.1.3",
+    "PrefLanguage": "urn:oid:2.16.840.1.113730.3.1.39",
+    "birthDate": "urn:oid:1.3.6.1.5.5.7.9.1",
+    "eidasIdentifier": "http://eidas.europa.eu/attributes/naturalperson/PersonIdentifier",
+}
 NAMEID_ENTITY = "urn:oasis:names:tc:SAML:2.0:nameid-format:entity"
 SAML_NS = "urn:oasis:names:tc:SAML:2.0:assertion"
 SAMLP_NS = "urn:oasis:names:tc:SAML:2.0:protocol"
@@ -53,6 +65,7 @@ class AssertionFacts:
     context_class: str
     authenticating_authority: str | None = None
     session_not_on_or_after: float | None = None  # the SSO session's absolute end (SAML core §2.7.2)
+    attribute_names: str = "fas"  # "fas", "uri" or "both" (metadata.policy.AttributeNames)
 
 
 def _issuer(parent, entity_id: str) -> None:
@@ -89,10 +102,25 @@ def build_assertion(*, idp_entity_id: str, sp_entity_id: str, acs_url: str, in_r
     if facts.attributes:
         attribute_statement = _sub(assertion, _A + "AttributeStatement")
         for name, values in facts.attributes.items():
-            attribute = _sub(attribute_statement, _A + "Attribute", Name=name, NameFormat=ATTRNAME_BASIC)
-            for value in values:
-                _sub(attribute, _A + "AttributeValue", {_XSI_TYPE: "xs:string"}, nsmap=_XS_NSMAP).text = str(value)
+            uri = URI_NAMES.get(name) if facts.attribute_names != "fas" else None
+            if uri is None or facts.attribute_names == "both":
+                attribute = _sub(attribute_statement, _A + "Attribute", Name=name, NameFormat=ATTRNAME_BASIC)
+                for value in values:
+                    _sub(attribute, _A + "AttributeValue", {_XSI_TYPE: "xs:string"}, nsmap=_XS_NSMAP).text = str(value)
+            if uri is not None:
+                attribute = _sub(attribute_statement, _A + "Attribute", Name=uri, NameFormat=ATTRNAME_URI,
+                                 FriendlyName=name)
+                for value in values:
+                    _sub(attribute, _A + "AttributeValue", {_XSI_TYPE: "xs:string"},
+                         nsmap=_XS_NSMAP).text = _uri_value(name, str(value))
     return assertion
+
+
+def _uri_value(name: str, value: str) -> str:
+    """dateOfBirth is a GeneralizedTime (RFC 3739 §3.2.2): 1985-03-14 is 19850314000000Z."""
+    if name == "birthDate" and len(value) == 10:
+        return value.replace("-", "") + "000000Z"
+    return value
 
 
 def response_tree(*, idp_entity_id: str, acs_url: str, in_response_to: str, now: float,

@@ -207,6 +207,7 @@ class SsoService:
             attributes=release(available=available, allowed=policy.attributes),
             authn_instant=login.authn_instant, session_index=session.index,
             session_not_on_or_after=session.ends(self.s.sessions.lifetime),
+            attribute_names=str(policy.attribute_names),
             context_class=self.s.levels.stated_class(level=login.level, key=login.key,
                                                      class_refs=request.context_refs,
                                                      comparison=request.comparison))
