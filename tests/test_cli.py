@@ -480,3 +480,21 @@ def test_user_add_refuses_a_username_that_cannot_be_one(sesame, cfg, username):
                  "--password", "Twelve-Chars-Or-More-1")
     assert refused(run) and len(run.err_lines()) == 1, run
     assert _people(cfg) == 0
+
+
+def test_without_a_configuration_the_command_says_which_instance_it_uses(tmp_path, monkeypatch, capsys, cfg):
+    """No --config nor $SESAME_CONFIG: the built-in defaults' instance (data folder var/
+    of the working directory), said on stderr with how to reach the demo's, not silently."""
+    from idp.app.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SESAME_CONFIG", raising=False)
+    monkeypatch.setenv("SESAME_SERVER_DEMO", "true")  # the defaults' instance may make up its keys
+    assert main(["portal", "list"]) == 0
+    err = capsys.readouterr().err
+    assert "no --config nor $SESAME_CONFIG" in err and str(tmp_path / "var") in err
+    assert main(["--config", str(cfg), "portal", "list"]) == 0
+    assert "no --config" not in capsys.readouterr().err  # chosen: nothing to say
+    monkeypatch.setenv("SESAME_CONFIG", str(cfg))
+    assert main(["portal", "list"]) == 0
+    assert "no --config" not in capsys.readouterr().err  # chosen: nothing to say

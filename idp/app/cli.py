@@ -17,11 +17,25 @@ def _settings(args):
     return load_settings(args.config)
 
 
+def _say_which_instance(args, settings) -> None:
+    """An administration command without --config nor $SESAME_CONFIG works on the
+    built-in defaults' instance (data folder var/), not on the demo's (var/demo/):
+    say so, and how to choose, rather than silently making a second empty instance."""
+    if args.config or os.environ.get("SESAME_CONFIG"):
+        return
+    hint = ""
+    if demo_config().exists() and (demo_config().parent.parent / "var" / "demo").exists():
+        hint = f"; the demo's instance: sesame -c {demo_config()} ..."
+    print(f"sesame: no --config nor $SESAME_CONFIG: using the built-in defaults, data folder "
+          f"{settings.data_dir}{hint}", file=sys.stderr)
+
+
 def _services(args):
     from idp.app.logs import configure_logging
     from idp.app.services import Services
 
     settings = _settings(args)
+    _say_which_instance(args, settings)
     configure_logging(level=settings["log"]["level"], fmt="text")
     return Services.build(settings)
 
