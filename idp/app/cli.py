@@ -329,8 +329,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="run the production server (gunicorn)")
     p.add_argument("--bind", default="127.0.0.1:8080")
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--threads", type=int, default=4)
+    # The measured server model (docs/operations.md, "Server model"): processes, not threads.
+    p.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1),
+                   help="gunicorn worker processes (default: two per CPU)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="threads per worker (default 1: gunicorn's sync worker)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="run Sésame and two example portals on localhost")
