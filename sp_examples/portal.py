@@ -2,6 +2,9 @@
 "Mon Espace" or "FSE 21-27".  It is what the demo shows and what the tests drive.
 
 It is deliberately an ordinary pysaml2 SP, independent of Sésame's own code.
+``add_saml_routes`` is its SAML part, shared with the example portals built on
+it (sp_examples/monespace, sp_examples/fse); ``create_portal_app`` adds the bare
+test page the older browser tests read.
 """
 from __future__ import annotations
 
@@ -46,6 +49,9 @@ class PortalSpec:
     # Offer single logout on the back channel too (SOAP, SAML bindings §3.2): Sésame
     # then calls /slo/soap itself instead of sending the browser.
     soap_logout: bool = False
+    # Which application serves it: "generic" (the bare test page below),
+    # "monespace" (sp_examples/monespace) or "fse" (sp_examples/fse).
+    app: str = "generic"
 
     @property
     def entity_id(self) -> str:
@@ -96,9 +102,30 @@ def sp_metadata(config: SPConfig) -> bytes:
 
 
 def create_portal_app(spec: PortalSpec, config: SPConfig, *, idp_entity_id: str) -> Flask:
+    """The bare test page: every attribute received, raw (what the older tests read)."""
     app = Flask(__name__, template_folder="templates")
     app.config.update(SECRET_KEY=secrets.token_bytes(32), SESSION_COOKIE_NAME=f"{spec.slug}_session",
                       SESSION_COOKIE_SAMESITE="Lax")
+    current_user = add_saml_routes(app, spec, config, idp_entity_id=idp_entity_id)
+
+    @app.get("/")
+    def home():
+        return render_template("portal.html", spec=spec, user=current_user(), error=request.args.get("error"))
+
+    return app
+
+
+def add_saml_routes(app: Flask, spec: PortalSpec, config: SPConfig, *, idp_entity_id: str,
+                    autopost_template: str | None = None):
+    """The SAML part every portal shares: /metadata, /login (``?next=`` a local path),
+    /acs, /logout (POST), /slo (front and back channel).  The portal's pages read the
+    citizen from ``session["user"]`` through the returned ``current_user()``.
+
+    Outcomes come back to ``/`` as query parameters: ``?error=<pysaml2 StatusError
+    class name>`` (e.g. ``StatusAuthnFailed``) and ``?logout=ok|failed``.
+
+    ``autopost_template``: the portal's own page for the HTTP-POST binding (given
+    ``action`` and ``fields``), in place of pysaml2's English one."""
     client = Saml2Client(config)
     # Who is logged in here, by the NameID Sésame gave: a logout that arrives without
     # this browser's cookie (the back channel, a frame) still ends the right session.
@@ -111,10 +138,6 @@ def create_portal_app(spec: PortalSpec, config: SPConfig, *, idp_entity_id: str)
             session.pop("user", None)  # logged out by Sésame meanwhile
             return None
         return user
-
-    @app.get("/")
-    def home():
-        return render_template("portal.html", spec=spec, user=current_user(), error=request.args.get("error"))
 
     @app.get("/metadata")
     def metadata():
@@ -132,7 +155,17 @@ def create_portal_app(spec: PortalSpec, config: SPConfig, *, idp_entity_id: str)
         session["outstanding"] = {**session.get("outstanding", {}), req_id: relay_state}
         if spec.binding == BINDING_HTTP_REDIRECT:
             return redirect(dict(info["headers"])["Location"], code=303)
+        if autopost_template:
+            return autopost(info["data"])
         return info["data"], 200, {"Content-Type": "text/html; charset=utf-8"}
+
+    def autopost(html: str):
+        """pysaml2's form, re-rendered by the portal (its language, its no-JavaScript text)."""
+        from lxml import html as lxml_html
+
+        form = lxml_html.fromstring(html).find(".//form")
+        fields = {i.get("name"): i.get("value") for i in form.iter("input") if i.get("type") == "hidden"}
+        return render_template(autopost_template, action=form.get("action"), fields=fields)
 
     @app.post("/acs")
     def acs():
@@ -239,4 +272,4 @@ def create_portal_app(spec: PortalSpec, config: SPConfig, *, idp_entity_id: str)
         return client.handle_logout_request(message, name_id if known else None, binding, sign=True,
                                             sign_alg=RSA_SHA256, digest_alg=SHA256, **args)
 
-    return app
+    return current_user

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from idp import create_app
@@ -69,10 +69,13 @@ class LiveDemo:
 
 
 @contextlib.contextmanager
-def live_demo(tmp_path: Path, *, key_types=None, idp_port: int | None = None, **sections) -> Iterator[LiveDemo]:
+def live_demo(tmp_path: Path, *, key_types=None, idp_port: int | None = None, portal_apps: bool = False,
+              portal_options: dict | None = None, **sections) -> Iterator[LiveDemo]:
     """Start Sésame (demo citizens, real clock) and both demo portals; stop them after.
 
     ``key_types`` adds keys to choose from (the stand-ins of tests/standin_keys).
+    The portals are the bare test page unless ``portal_apps`` (the example portals
+    Mon Espace and FSE 21-27, given ``portal_options``: mail settings, clock).
     """
     from tests.conftest import idp_settings
 
@@ -84,10 +87,16 @@ def live_demo(tmp_path: Path, *, key_types=None, idp_port: int | None = None, **
     create_citizens(services)
     app = create_app(services=services)
     specs = portal_specs(NAME, (p1, p2))
+    if not portal_apps:  # the bare test pages, and FSE 21-27 taking every key as the tests expect
+        from tests.saml_sp import FSE
+
+        specs = [replace(spec, app="generic", policy=FSE.policy if spec.slug == "fse" else spec.policy)
+                 for spec in specs]
     demo = LiveDemo(services=services, idp_url=idp_url, portals={s.slug: s for s in specs})
     try:
         demo.servers.append(serve_in_thread(app, HOST, idp_port))
-        demo.servers.extend(start_portals(services, specs, tmp_path / "portals", host=HOST))
+        demo.servers.extend(start_portals(services, specs, tmp_path / "portals", host=HOST,
+                                          **(portal_options or {})))
         yield demo
     finally:
         demo.close()

@@ -15,11 +15,14 @@ from urllib.parse import urlsplit
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from saml2.client import Saml2Client
 
-from idp.app.demo import DEMO_PASSWORD, DEMO_PORTALS, register_portal
+from idp.app.demo import DEMO_KEYS, DEMO_PASSWORD, DEMO_PORTALS, register_portal
 from sp_examples.portal import PortalSpec
 
 MON_ESPACE = replace(DEMO_PORTALS[0], base_url="http://localhost:18081")
-FSE = replace(DEMO_PORTALS[1], base_url="http://localhost:18082")
+# The tests' FSE 21-27 takes every demo key (the demo's takes the eID and itsme only):
+# most tests reach it by single sign-on after a password login.
+FSE = replace(DEMO_PORTALS[1], base_url="http://localhost:18082",
+              policy=(("accepted_keys", list(DEMO_KEYS)), *DEMO_PORTALS[1].policy[1:]))
 
 _INPUT = re.compile(r'<input[^>]*name="(?P<name>[^"]+)"[^>]*value="(?P<value>[^"]*)"', re.S)
 _FORM = re.compile(r'<form[^>]*action="(?P<action>[^"]+)"', re.S)

@@ -98,7 +98,10 @@ def cmd_demo(args) -> int:
     for c in DEMO_CITIZENS:
         ready = [k for k in DEMO_KEY_HOLDERS.get(c[0], ()) if k in services.adapters]
         print(f"    {c[0]:<14} {c[1] + ' ' + c[2]:<16} keys: {', '.join(['password', *ready])}")
-    print("\n  Log in at Mon Espace, then open FSE 21-27: no second login (single sign-on).")
+    print("\n  Log in at Mon Espace, then open FSE 21-27: it takes only the eID and itsme, so Sésame asks for one")
+    print("  of them (step-up); after that both portals share the session (single sign-on).")
+    print("  Mon Espace asks a private e-mail at the first login, FSE 21-27 at each login (its guide's part D);")
+    print(f"  their validation e-mails land in each portal's outbox: {specs[0].base_url}/outbox, {specs[1].base_url}/outbox")
     if itsme is not None:
         from sandbox.itsme.identities import IDENTITIES
 

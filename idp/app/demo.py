@@ -29,12 +29,14 @@ DEMO_PORTALS = (
                binding=BINDING_HTTP_REDIRECT, sign_requests=True, want_assertions_signed=True,
                policy=(("accepted_keys", list(DEMO_KEYS)), ("min_level", 100),
                        ("attributes", ["surname", "givenName", "birthDate", "mail", "egovNRN", "PrefLanguage"]),
-                       ("nameid_format", "persistent"), ("display_name", "Mon Espace"))),
+                       ("nameid_format", "persistent"), ("display_name", "Mon Espace")), app="monespace"),
+    # FSE 21-27 accepts only the eID and itsme (its guide); register_portal keeps the
+    # enabled ones, and an instance with neither accepts every key (the policy's empty list).
     PortalSpec(slug="fse", title="FSE 21-27", base_url="http://localhost:8082",
                binding=BINDING_HTTP_POST, sign_requests=False, want_assertions_signed=False,
-               policy=(("accepted_keys", list(DEMO_KEYS)), ("min_level", 100),
+               policy=(("accepted_keys", ["eid", "itsme"]), ("min_level", 100),
                        ("attributes", ["surname", "givenName"]), ("nameid_format", "transient"),
-                       ("display_name", "FSE 21-27 (Agence FSE)"))),
+                       ("display_name", "FSE 21-27 (Agence FSE)")), app="fse"),
 )
 
 # Demo citizens: (username, password, given name, surname, birth date, serial, mail, language).
@@ -225,11 +227,27 @@ def serve_in_thread(app, host: str, port: int):
     return server
 
 
-def start_portals(services, specs, directory: Path, host: str = "127.0.0.1"):
-    """Register and serve each portal; returns the servers."""
+def portal_app(spec: PortalSpec, config, *, idp_entity_id: str, directory: Path, **options):
+    """The application ``spec.app`` names: the bare test page, or the example portals
+    (sp_examples/monespace, sp_examples/fse) with their data in ``directory/<slug>/data``;
+    ``options``: ``mail`` (SMTP settings, None for the portal's demo outbox), ``clock``."""
+    if spec.app == "monespace":
+        from sp_examples.monespace import create_monespace_app
+        return create_monespace_app(spec, config, idp_entity_id=idp_entity_id,
+                                    data_dir=directory / spec.slug / "data", **options)
+    if spec.app == "fse":
+        from sp_examples.fse import create_fse_app
+        return create_fse_app(spec, config, idp_entity_id=idp_entity_id,
+                              data_dir=directory / spec.slug / "data", **options)
+    return create_portal_app(spec, config, idp_entity_id=idp_entity_id)
+
+
+def start_portals(services, specs, directory: Path, host: str = "127.0.0.1", **options):
+    """Register and serve each portal; returns the servers.  ``options`` go to the
+    example portals' applications (``portal_app``)."""
     servers = []
     for spec in specs:
         config = register_portal(services, spec, directory)
-        app = create_portal_app(spec, config, idp_entity_id=services.settings.entity_id)
+        app = portal_app(spec, config, idp_entity_id=services.settings.entity_id, directory=directory, **options)
         servers.append(serve_in_thread(app, host, int(spec.base_url.rsplit(":", 1)[1])))
     return servers
