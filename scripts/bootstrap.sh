@@ -38,8 +38,10 @@ bootstrap_venv() {
   fi
   if [ ! -f "$stamp" ] || [ "$ROOT/setup.cfg" -nt "$stamp" ]; then
     echo "==> installing Python packages (.[${extras}])"
-    "$VENV/bin/python" -m pip install -q --upgrade pip
-    "$VENV/bin/python" -m pip install -q -e "$ROOT[$extras]"
+    # pip's exit status is kept; only the lines a machine's own pip configuration makes
+    # it print about index locations it ignores are left out of the first run's output.
+    "$VENV/bin/python" -m pip install -q --upgrade pip 2> >(grep -v "^WARNING: Location '.*' is ignored" >&2)
+    "$VENV/bin/python" -m pip install -q -e "$ROOT[$extras]" 2> >(grep -v "^WARNING: Location '.*' is ignored" >&2)
     touch "$stamp"
   fi
 }
