@@ -1,6 +1,7 @@
-"""What the two example portals share beyond SAML: a clock tests can move, a small
-SMTP mailer, single-use e-mail tokens, the language switch and the human
-messages for every SAML status a portal can receive.
+"""What the two example portals share beyond SAML: the application's frame
+(``create_example_app``: its data, SAML, the pages every portal has), a clock
+tests can move, a small SMTP mailer, single-use e-mail tokens, the language
+switch and the human messages for every SAML status a portal can receive.
 
 Reference code: an integrator copies from it, so it stays small and plain.
 """
@@ -12,10 +13,16 @@ import smtplib
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
+from pathlib import Path
+from typing import Any, Callable
+
 import sqlalchemy as sa
-from flask import request, session
+from flask import Flask, abort, redirect, render_template, request, session, url_for
 
 from sp_examples.messages import LANGUAGES, MESSAGES
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+STATIC = Path(__file__).resolve().parent / "static"
 
 
 class Clock:
@@ -157,3 +164,72 @@ def human_date(value: str) -> str:
     if len(digits) >= 8 and digits[:8].isdigit():
         return f"{digits[6:8]}/{digits[4:6]}/{digits[0:4]}"
     return value
+
+
+@dataclass
+class ExamplePortal:
+    """One example portal's application and what its own pages work with."""
+
+    app: Flask
+    engine: Any
+    clock: Clock
+    mailer: Mailer
+    current_user: Callable[[], dict | None]
+
+
+def create_example_app(spec, config, *, idp_entity_id: str, data_dir: Path, database: str,
+                       metadata: sa.MetaData, brand: str, mail: dict | None, clock: Clock | None) -> ExamplePortal:
+    """The frame both example portals share: a Flask app on ``sp_examples/templates``;
+    its SQLite data (``data_dir/database``) brought up by numbered migrations (1: the
+    tables of ``metadata``); the SAML routes (``portal.add_saml_routes``); the page
+    helpers (``brand``: the message key of the header's name); and the pages every portal has: home (``<spec.app>/home.html``, with the
+    human sentence of a SAML status or of the logout), help, the logout confirmation
+    and, in the demo without a mail server, the outbox."""
+    from sp_examples.portal import add_saml_routes  # portal.py knows nothing of this module
+
+    name = spec.app
+    app = Flask(f"sp_examples.{name}", template_folder=str(TEMPLATES), static_folder=str(STATIC))
+    app.config.update(SECRET_KEY=secrets.token_bytes(32), SESSION_COOKIE_NAME=f"{spec.slug}_session",
+                      SESSION_COOKIE_SAMESITE="Lax")
+    clock = clock or Clock()
+    mailer = mailer_from(mail)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(f"sqlite:///{data_dir / database}")
+    migrate(engine, [metadata.create_all])
+    app.extensions[name] = {"engine": engine, "clock": clock, "mailer": mailer}
+    app.add_template_filter(human_date, "human_date")
+    current_user = add_saml_routes(app, spec, config, idp_entity_id=idp_entity_id,
+                                   autopost_template="autopost.html")
+
+    @app.context_processor
+    def helpers():
+        return {"t": translate, "lang": language(), "languages": LANGUAGES, "portal": name,
+                "brand": translate(brand), "user": current_user(),
+                "outbox": mailer.host is None}
+
+    @app.get("/")
+    def home():
+        logout = request.args.get("logout")
+        return render_template(f"{name}/home.html", error=status_message(request.args.get("error")),
+                               notice=translate("logged_out") if logout == "ok" else
+                               translate("logout_failed") if logout == "failed" else None)
+
+    @app.get("/aide")
+    def help_page():
+        return render_template("help.html")
+
+    @app.get("/deconnexion")
+    def logout_confirm():
+        """Ask first: logging out here also ends Sésame's session and the other portals'."""
+        if current_user() is None:
+            return redirect(url_for("home"))
+        return render_template("logout.html")
+
+    @app.get("/outbox")
+    def outbox():
+        """The demo without a mail server: the portal's e-mails, readable here."""
+        if mailer.host is not None:
+            abort(404)
+        return render_template("outbox.html", messages=list(reversed(mailer.outbox)))
+
+    return ExamplePortal(app, engine, clock, mailer, current_user)

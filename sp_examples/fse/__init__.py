@@ -15,20 +15,17 @@ on it:
 from __future__ import annotations
 
 import re
-import secrets
 from pathlib import Path
 
 import sqlalchemy as sa
 from flask import Flask, abort, redirect, render_template, request, session, url_for
 
-from sp_examples.common import (Clock, language, mailer_from, migrate, new_token, retire_tokens, status_message,
-                                token_table, translate, use_token)
-from sp_examples.messages import LANGUAGES
-from sp_examples.portal import PortalSpec, add_saml_routes
+from sp_examples.common import (Clock, create_example_app, new_token, retire_tokens, token_table, translate,
+                                use_token)
+from sp_examples.portal import PortalSpec
 
 ROLES = ("manager", "encoder", "legal")  # Gestionnaire du compte, Encodeur, Personne juridiquement responsable
 MAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-HERE = Path(__file__).resolve().parent
 
 
 def schema():
@@ -50,18 +47,11 @@ def schema():
 
 def create_fse_app(spec: PortalSpec, config, *, idp_entity_id: str, data_dir: Path,
                    mail: dict | None = None, clock: Clock | None = None) -> Flask:
-    app = Flask(__name__, template_folder=str(HERE.parent / "templates"), static_folder=str(HERE.parent / "static"))
-    app.config.update(SECRET_KEY=secrets.token_bytes(32), SESSION_COOKIE_NAME=f"{spec.slug}_session",
-                      SESSION_COOKIE_SAMESITE="Lax")
-    clock = clock or Clock()
-    mailer = mailer_from(mail)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(f"sqlite:///{data_dir / 'fse.sqlite'}")
     metadata, organisations, members, tokens = schema()
-    migrate(engine, [metadata.create_all])  # numbered migrations (common.migrate): 1 the first tables
-    app.extensions["fse"] = {"engine": engine, "clock": clock, "mailer": mailer}
-    current_user = add_saml_routes(app, spec, config, idp_entity_id=idp_entity_id,
-                                   autopost_template="autopost.html")
+    portal = create_example_app(spec, config, idp_entity_id=idp_entity_id, data_dir=data_dir, database="fse.sqlite",
+                                metadata=metadata, brand="fse_brand", mail=mail, clock=clock)
+    app, engine, clock, mailer, current_user = (portal.app, portal.engine, portal.clock, portal.mailer,
+                                                portal.current_user)
 
     def full_name(user) -> str:
         attributes = user["attributes"]
@@ -72,27 +62,11 @@ def create_fse_app(spec: PortalSpec, config, *, idp_entity_id: str, data_dir: Pa
         verified = session.get("verified")
         return verified["mail"] if verified and verified["nameid"] == user["nameid"] else None
 
-    @app.context_processor
-    def helpers():
-        return {"t": translate, "lang": language(), "languages": LANGUAGES, "portal": "fse",
-                "brand": translate("fse_brand"), "user": current_user(), "outbox": mailer.host is None}
-
     def send_link(user, address):
         retire_tokens(engine, tokens, user["nameid"])
         token = new_token(engine, tokens, now=clock.now(), purpose="verify", subject=user["nameid"], mail=address)
         mailer.send(address, translate("fse_mail_subject"), translate(
             "fse_mail_body", name=full_name(user), link=url_for("verify", token=token, _external=True)))
-
-    @app.get("/")
-    def home():
-        logout = request.args.get("logout")
-        return render_template("fse/home.html", error=status_message(request.args.get("error")),
-                               notice=translate("logged_out") if logout == "ok" else
-                               translate("logout_failed") if logout == "failed" else None)
-
-    @app.get("/aide")
-    def help_page():
-        return render_template("help.html")
 
     @app.route("/bienvenue", methods=["GET", "POST"])
     def welcome():
@@ -204,17 +178,5 @@ def create_fse_app(spec: PortalSpec, config, *, idp_entity_id: str, data_dir: Pa
             else:
                 db.execute(members.update().where(members.c.mail == target).values(**wanted))
         return redirect(url_for("application", n="saved"), code=303)
-
-    @app.get("/deconnexion")
-    def logout_confirm():
-        if current_user() is None:
-            return redirect(url_for("home"))
-        return render_template("logout.html")
-
-    @app.get("/outbox")
-    def outbox():
-        if mailer.host is not None:
-            abort(404)
-        return render_template("outbox.html", messages=list(reversed(mailer.outbox)))
 
     return app

@@ -14,20 +14,17 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import secrets
 from pathlib import Path
 
 import sqlalchemy as sa
-from flask import Flask, abort, redirect, render_template, request, url_for
+from flask import Flask, redirect, render_template, request, url_for
 
-from sp_examples.common import (Clock, human_date, language, mailer_from, migrate, new_token, retire_tokens,
-                                status_message, token_table, translate, use_token)
-from sp_examples.messages import LANGUAGES
-from sp_examples.portal import PortalSpec, add_saml_routes
+from sp_examples.common import (Clock, create_example_app, new_token, retire_tokens, token_table, translate,
+                                use_token)
+from sp_examples.portal import PortalSpec
 
 WITHDRAWAL = dt.timedelta(days=30)   # the guide's delay before a deletion is final
 MAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-HERE = Path(__file__).resolve().parent
 
 
 def schema():
@@ -50,25 +47,12 @@ def first(attributes: dict, name: str) -> str:
 
 def create_monespace_app(spec: PortalSpec, config, *, idp_entity_id: str, data_dir: Path,
                          mail: dict | None = None, clock: Clock | None = None) -> Flask:
-    app = Flask(__name__, template_folder=str(HERE.parent / "templates"), static_folder=str(HERE.parent / "static"))
-    app.config.update(SECRET_KEY=secrets.token_bytes(32), SESSION_COOKIE_NAME=f"{spec.slug}_session",
-                      SESSION_COOKIE_SAMESITE="Lax")
-    clock = clock or Clock()
-    mailer = mailer_from(mail)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    # SQLite by default, its schema by numbered migrations (common.migrate): 1 the first tables.
-    engine = sa.create_engine(f"sqlite:///{data_dir / 'monespace.sqlite'}")
     metadata, accounts, tokens = schema()
-    migrate(engine, [metadata.create_all])
-    app.extensions["monespace"] = {"engine": engine, "clock": clock, "mailer": mailer}
-    app.add_template_filter(human_date, "human_date")
-    current_user = add_saml_routes(app, spec, config, idp_entity_id=idp_entity_id,
-                                   autopost_template="autopost.html")
-
-    @app.context_processor
-    def helpers():
-        return {"t": translate, "lang": language(), "languages": LANGUAGES, "portal": "monespace",
-                "brand": translate("me_brand"), "user": current_user(), "outbox": mailer.host is None}
+    portal = create_example_app(spec, config, idp_entity_id=idp_entity_id, data_dir=data_dir,
+                                database="monespace.sqlite", metadata=metadata, brand="me_brand", mail=mail,
+                                clock=clock)
+    app, engine, clock, mailer, current_user = (portal.app, portal.engine, portal.clock, portal.mailer,
+                                                portal.current_user)
 
     def account_of(subject):
         with engine.connect() as db:
@@ -104,17 +88,6 @@ def create_monespace_app(spec: PortalSpec, config, *, idp_entity_id: str, data_d
         if user is None:
             return None, redirect(url_for("home"))
         return user, None
-
-    @app.get("/")
-    def home():
-        logout = request.args.get("logout")
-        return render_template("monespace/home.html", error=status_message(request.args.get("error")),
-                               notice=translate("logged_out") if logout == "ok" else
-                               translate("logout_failed") if logout == "failed" else None)
-
-    @app.get("/aide")
-    def help_page():
-        return render_template("help.html")
 
     @app.route("/inscription", methods=["GET", "POST"])
     def signup():
@@ -235,19 +208,5 @@ def create_monespace_app(spec: PortalSpec, config, *, idp_entity_id: str, data_d
             deletion_date = (account.deletion_requested_at + WITHDRAWAL).strftime("%d/%m/%Y")
         return render_template("monespace/account.html", account=account, errors=errors, notice=notice,
                                deletion_date=deletion_date), 400 if errors else 200
-
-    @app.get("/deconnexion")
-    def logout_confirm():
-        """Ask first: logging out here also ends Sésame's session and the other portals'."""
-        if current_user() is None:
-            return redirect(url_for("home"))
-        return render_template("logout.html")
-
-    @app.get("/outbox")
-    def outbox():
-        """The demo without a mail server: the portal's e-mails, readable here."""
-        if mailer.host is not None:
-            abort(404)
-        return render_template("outbox.html", messages=list(reversed(mailer.outbox)))
 
     return app
