@@ -24,14 +24,26 @@ CSP = {"default-src": ("'none'",), "script-src": ("'self'",), "style-src": ("'se
 EXTENSIBLE = frozenset({"connect-src", "form-action", "img-src"})
 
 
-def content_security_policy(extra: dict[str, tuple[str, ...]] | None = None) -> str:
-    """The strict page policy, with the extra sources of this page only."""
+def content_security_policy(extra: dict[str, tuple[str, ...]] | None = None, *, frames: tuple[str, ...] = (),
+                            framed_by_self: bool = False) -> str:
+    """The strict page policy, with the extra sources of this page only.
+
+    Frames are Sésame's own affair, never a key's (``extra``): the logout page
+    holds frames going to ``frames`` (the portals told), and a logout frame may be
+    framed by Sésame's own pages (``framed_by_self``), nobody else's.
+    """
     directives = {name: list(sources) for name, sources in CSP.items()}
     for name, sources in (extra or {}).items():
         if name not in EXTENSIBLE:
             raise ValueError(f"a page may not extend {name}")
         directives[name] += [src for src in sources if src not in directives[name]
                              and not any(c in src for c in ";,\r\n")]
+    if frames:
+        # origins from portals' metadata: nothing that could end the directive or add a keyword
+        directives["frame-src"] = ["'self'", *(src for src in dict.fromkeys(frames)
+                                               if not any(c in src for c in " ;,\r\n'"))]
+    if framed_by_self:
+        directives["frame-ancestors"] = ["'self'"]
     return "; ".join(f"{name} {' '.join(sources)}" for name, sources in directives.items())
 
 
@@ -71,14 +83,9 @@ def init_web(app, settings) -> None:
         extra = {name: tuple(sources) for name, sources in (getattr(g, "page_policy", None) or {}).items()}
         if getattr(g, "form_targets", None):
             extra["form-action"] = extra.get("form-action", ()) + tuple(g.form_targets)
-        policy = content_security_policy(extra)
-        if getattr(g, "frame_sources", None):  # the logout page's frames, one per portal told
-            policy += "; frame-src 'self' " + " ".join(src for src in g.frame_sources
-                                                        if not any(c in src for c in " ;,\r\n'"))
         frameable = getattr(g, "frameable", False)  # a logout frame, inside Sésame's own page only
-        if frameable:
-            policy = policy.replace("frame-ancestors 'none'", "frame-ancestors 'self'")
-        response.headers["Content-Security-Policy"] = policy
+        response.headers["Content-Security-Policy"] = content_security_policy(
+            extra, frames=tuple(getattr(g, "frame_sources", None) or ()), framed_by_self=frameable)
         response.headers["X-Frame-Options"] = "SAMEORIGIN" if frameable else "DENY"
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "same-origin"

@@ -7,7 +7,6 @@ forgotten username or password, account blocked, no Belgian eID).
 """
 from __future__ import annotations
 
-import mimetypes
 from pathlib import Path
 
 from flask import Blueprint, abort, current_app, render_template, send_file
@@ -76,5 +75,3 @@ def favicon():
     """Browsers ask for /favicon.ico when a page names none (a PDF, an error from a proxy)."""
     return send_file(Path(current_app.static_folder) / "favicon.svg", mimetype="image/svg+xml", max_age=86400)
 
-
-mimetypes.add_type("image/svg+xml", ".svg")
