@@ -74,7 +74,7 @@ class EidasAdapter(Adapter):
     level = 400
     levels = (200, 500)
     Settings = EidasSettings
-    ports = frozenset({"clock", "audit", "store", "signer", "journey_needs"})
+    ports = frozenset({"clock", "audit", "store", "signer"})
     return_state_param = "RelayState"
     provisions_people = True   # a citizen of another country is known by their eIDAS identifier only
     template_folder = Path(__file__).with_name("templates")
@@ -176,14 +176,13 @@ class EidasAdapter(Adapter):
             return Challenge("eidas/country.html", {"countries": self.country_choices()}, error=UNKNOWN_COUNTRY,
                              status=400)
         s = self.settings
-        needs = ctx.ports.journey_needs(ctx.journey_id)
-        loa = profile.loa_for(int(needs.get("min_level") or 0), self.table)
+        loa = profile.loa_for(ctx.min_level, self.table)
         request_id = "_" + secrets.token_hex(20)
         return_url = ctx.return_url()
         request = profile.authn_request(
             request_id=request_id, now=ctx.ports.clock.now(), destination=s.node_sso_url,
             issuer=self.sp_entity_id(return_url), acs_url=return_url, loa=loa,
-            force_authn=bool(needs.get("force_authn")), sp_type=s.sp_type, optional=s.optional_attributes,
+            force_authn=ctx.force_authn, sp_type=s.sp_type, optional=s.optional_attributes,
             provider_name=s.provider_name)
         ctx.ports.signer.sign_element(request)
         message = base64.b64encode(etree.tostring(request, encoding="UTF-8", xml_declaration=True)).decode()

@@ -270,10 +270,9 @@ class Services:
         services.logout = SingleLogout(services)
         services.ports = key_ports(services)
         services.ports["client_certificate"] = ClientCertificateHeader()  # the eID key's proxy-header mode
-        # The eIDAS key (adapters/eidas) signs its requests with Sésame's key, and asks
-        # its node for the level (and ForceAuthn) the journey needs.
-        services.ports.update(signer=signer, journey_needs=_journey_needs(services.journeys))
-        services.ports["signer"] = services.signer  # the keyring's current key, not the [signing] one
+        # The eIDAS key (adapters/eidas) signs its requests with Sésame's key: the keyring's
+        # current one (idp/app/rollover.py), timed for /metrics.
+        services.ports["signer"] = services.signer
         services.sso.metadata = RolloverMetadata(services)  # publishes next/current/previous keys
         # Sésame's decryption keys to try in turn (current, next, previous), for a key that
         # decrypts what is encrypted to Sésame (eIDAS): each works with keys.xmldec.decrypt_element.
@@ -292,18 +291,6 @@ class ClientCertificateHeader:
         environ = request.environ
         peer = environ.get("werkzeug.proxy_fix.orig", {}).get("REMOTE_ADDR") or environ.get("REMOTE_ADDR") or ""
         return peer, request.headers.get(header)
-
-
-def _journey_needs(journeys: Journeys):
-    """The ``journey_needs`` port: what a journey must reach (``Requirement.to_mapping``),
-    read-only, for a key that passes it on upstream; {} for a journey gone."""
-    from idp.journeys.journey import PREFIX
-
-    def needs(journey_id: str) -> dict:
-        data = journeys.store.get(PREFIX + journey_id) or {}
-        return dict(data.get("requirement") or {})
-
-    return needs
 
 
 def level_table(settings: Settings, adapters: Mapping[str, Any]) -> LevelTable:

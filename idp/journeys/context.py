@@ -66,6 +66,8 @@ class KeyContext:
     lang: str | None
     portal: str | None          # the entity ID of the portal the journey answers, for audit rows
     request_id: str | None      # its AuthnRequest ID
+    min_level: int              # what the journey must reach, for a key that asks upstream for it (eIDAS)
+    force_authn: bool           # the portal asked for a new authentication
     _step_url: Callable[[str], str]
     _return_url: Callable[[], str]
     _new_state: Callable[[], str]

@@ -362,6 +362,7 @@ class Engine:
             ports=self.ports_for(adapter), remote_addr=http.remote_addr, journey_id=journey.id, key=key,
             purpose=journey.purpose, person_fedid=journey.person_fedid, lang=http.lang,
             portal=journey.entity_id, request_id=journey.request_id,
+            min_level=journey.requirement.min_level, force_authn=journey.requirement.force_authn,
             _step_url=lambda step: self.urls.step(key, step, journey.id),
             _return_url=lambda: self.urls.key_return(key),
             _new_state=lambda: self.s.returns.issue(journey_id=journey.id, key=key),
