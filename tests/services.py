@@ -323,6 +323,40 @@ def store(store_config: dict[str, Any], clock: Any) -> Iterator[Any]:
     close()
 
 
+class PrivateRedis:
+    """A redis-server of one test only, on a free port and in its own folder, stopped and
+    started again at will (an outage, a restart); with ``persistent`` an append-only file
+    written at every command, so that what it held survives a restart."""
+
+    def __init__(self, folder: Any, *, persistent: bool = False) -> None:
+        with socket.socket() as sock:
+            sock.bind((REDIS_HOST, 0))
+            self.port = sock.getsockname()[1]
+        self.folder = folder
+        self.args = [shutil.which("redis-server") or "/usr/bin/redis-server", "--port", str(self.port),
+                     "--bind", REDIS_HOST, "--dir", str(folder), "--save", "",
+                     "--appendonly", "yes" if persistent else "no", "--appendfsync", "always"]
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://{REDIS_HOST}:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait(lambda: None if _port_open(REDIS_HOST, self.port) else "not listening", 10, "a private redis-server")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()  # SIGTERM: Redis flushes its append-only file and exits
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
 if __name__ == "__main__":
     try:
         print("postgres:", ensure_postgres())

@@ -3,47 +3,11 @@
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
-import time
 
 import pytest
 from prometheus_client import REGISTRY
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class PrivateRedis:
-    """A redis-server of this test only (no persistence), stopped and started at will."""
-
-    def __init__(self, folder) -> None:
-        self.port, self.folder = _free_port(), folder
-
-    def start(self) -> None:
-        subprocess.run(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                        "--appendonly", "no", "--daemonize", "yes", "--dir", str(self.folder),
-                        "--pidfile", str(self.folder / "redis.pid")], check=True, timeout=30)
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        # Our own server only: by its port, through its own shutdown command.
-        subprocess.run(["redis-cli", "-p", str(self.port), "shutdown", "nosave"], timeout=30, capture_output=True)
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                time.sleep(0.05)
-            except OSError:
-                return
+from tests.services import PrivateRedis
 
 
 @pytest.fixture

@@ -10,58 +10,20 @@ carries on by itself once Redis is back.
 from __future__ import annotations
 
 import re
-import shutil
-import socket
-import subprocess
 import threading
 import time
 
 import pytest
 
-from tests.live import free_port
 from tests.saml_sp import (FSE, MON_ESPACE, TestPortal, audit_events, autopost_fields, error_code, follow,
                            form_action, form_fields, login_with_password, send)
+from tests.services import PrivateRedis
 
 pytestmark = pytest.mark.services
 
 
-class RedisServer:
-    """A redis-server process on a free port, in its own folder; persistence optional."""
-
-    def __init__(self, folder, *, persistent: bool) -> None:
-        self.folder, self.port = folder, free_port()
-        self.args = [shutil.which("redis-server") or "/usr/bin/redis-server", "--port", str(self.port),
-                     "--bind", "127.0.0.1", "--dir", str(folder), "--save", "",
-                     "--appendonly", "yes" if persistent else "no", "--appendfsync", "always"]
-        self.process = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()  # SIGTERM: Redis flushes its append-only file and exits
-            self.process.wait(timeout=10)
-            self.process = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-
 def make_world(make_idp, tmp_path, *, persistent: bool):
-    server = RedisServer(tmp_path, persistent=persistent)
+    server = PrivateRedis(tmp_path, persistent=persistent)
     server.start()
     app, services = make_idp(store=server.url)
     monespace = TestPortal(services, MON_ESPACE, tmp_path / "sp")
