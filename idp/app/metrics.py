@@ -151,15 +151,19 @@ class ObservedStore:
 
     def __init__(self, inner) -> None:
         self._inner = inner
+        # Each operation wrapped once, here: store calls are on the hot path of single
+        # sign-on, and a wrapper made at every attribute lookup would cost each of them.
+        for name in self._OPERATIONS:
+            setattr(self, name, self._observed(name, getattr(inner, name)))
 
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self._inner, name)
-        if name not in self._OPERATIONS:
-            return value
+    def __getattr__(self, name: str) -> Any:  # what is not an operation (prefix, clock, close...)
+        return getattr(self._inner, name)
 
+    @staticmethod
+    def _observed(name: str, operation):
         def observed(*args, **kwargs):
             try:
-                return value(*args, **kwargs)
+                return operation(*args, **kwargs)
             except ValueError:  # the caller's mistake (a bad key or ttl), not the store's
                 raise
             except Exception:
