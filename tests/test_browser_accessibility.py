@@ -48,6 +48,19 @@ def test_the_citizen_pages_pass_axe(demo, context):
     page.click("#login")
     page.wait_for_url(f"{demo.idp_url}/login/?*")
     check()  # the key choice
+    # "Besoin d'aide ?", as a citizen clicks it, then back to the key choice
+    page.click("#help")
+    page.wait_for_url(f"{demo.idp_url}/help")
+    assert page.locator("#faq h2").count() >= 4
+    page.click("#help-forgot")
+    page.wait_for_url(f"{demo.idp_url}/account/forgot*")
+    for link, path in (("#footer-privacy", "/privacy"), ("#footer-accessibility", "/accessibility"),
+                       ("#footer-contact", "/contact"), ("#footer-help", "/help")):
+        page.click(link)
+        page.wait_for_url(f"{demo.idp_url}{path}")
+    for _ in range(6):  # help, forgot, and the four footer pages: back to the key choice
+        page.go_back()
+    page.wait_for_url(f"{demo.idp_url}/login/?*")
     page.click("#key-password")
     page.wait_for_url(f"{demo.idp_url}/login/password/?*")
     check()  # the password form
